@@ -1,0 +1,30 @@
+# `make worker` and `make test` are the only commands a fresh clone needs:
+# each installs into .venv first when it is missing.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install worker dev beat test lint bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+worker: $(STAMP)
+	$(BIN)/hexa worker
+
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check hexa modules tests examples
+	$(BIN)/mypy hexa
+	$(BIN)/mypy tests/typing
+
+clean:
+	rm -rf $(VENV) .hexa .mypy_cache .pytest_cache .ruff_cache

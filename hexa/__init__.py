@@ -1,0 +1,69 @@
+"""hexa: decorate plain functions in your modules; one Celery worker runs them all."""
+
+from hexa._app import build_app, current_app, use_app
+from hexa._bridge import EventLoopBridge, bridge
+from hexa._decorator import module_task
+from hexa._exceptions import (
+    ConfigurationError,
+    DiscoveryError,
+    DispatchError,
+    DuplicateTaskError,
+    HexaError,
+    InvalidPolicyError,
+    InvalidTaskConfigError,
+    ModuleImportError,
+    ServiceNotFoundError,
+    TaskTimeoutError,
+    UnknownTaskError,
+)
+from hexa._locator import ServiceLocator, service_locator
+from hexa._modules import DiscoveryReport, Module, ModuleRegistry, discover_modules
+from hexa._registry import Registry, registry
+from hexa._result import TaskResult
+from hexa._retry import Backoff, FixedDelay, RetryPolicy, celery_retry_options, retry_delay
+from hexa._settings import Settings
+from hexa._spec import TaskSpec
+from hexa._task import AsyncTask, BaseTask, Task
+from hexa._tasks_service import TasksService
+from hexa._worker import create_celery_worker
+
+__all__ = [
+    "AsyncTask",
+    "Backoff",
+    "BaseTask",
+    "ConfigurationError",
+    "DiscoveryError",
+    "DiscoveryReport",
+    "DispatchError",
+    "DuplicateTaskError",
+    "EventLoopBridge",
+    "FixedDelay",
+    "HexaError",
+    "InvalidPolicyError",
+    "InvalidTaskConfigError",
+    "Module",
+    "ModuleImportError",
+    "ModuleRegistry",
+    "Registry",
+    "RetryPolicy",
+    "ServiceLocator",
+    "ServiceNotFoundError",
+    "Settings",
+    "Task",
+    "TaskResult",
+    "TaskSpec",
+    "TaskTimeoutError",
+    "TasksService",
+    "UnknownTaskError",
+    "bridge",
+    "build_app",
+    "celery_retry_options",
+    "create_celery_worker",
+    "current_app",
+    "discover_modules",
+    "module_task",
+    "registry",
+    "retry_delay",
+    "service_locator",
+    "use_app",
+]

@@ -1,0 +1,74 @@
+"""The Celery application: one configuration shared by workers and clients."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from celery import Celery
+
+from hexa._settings import Settings
+
+APP_NAME = "hexa_worker"  # the seed's name; plain Celery clients use it too
+
+
+def celery_config(settings: Settings) -> dict[str, Any]:
+    """The settings a careful Celery user would choose, in one place."""
+    return {
+        # JSON only: a pickle message could run arbitrary code in the worker.
+        "task_serializer": "json",
+        "result_serializer": "json",
+        "accept_content": ["json"],
+        "result_accept_content": ["json"],
+        # At-least-once: ack after the task ran, redeliver if the worker process died.
+        # Tasks must therefore be idempotent (the seed says so too).
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,
+        "broker_connection_retry_on_startup": True,
+        "broker_transport_options": settings.broker_transport_options,
+        "task_default_queue": settings.default_queue,
+        "result_expires": 24 * 3600,
+        # Workers emit task events so `celery events` and Flower see them.
+        "worker_send_task_events": True,
+        "task_send_sent_event": False,
+        "worker_hijack_root_logger": False,
+        "worker_redirect_stdouts": False,
+        "timezone": "UTC",
+        "enable_utc": True,
+    }
+
+
+def build_app(settings: Settings | None = None) -> Celery:
+    """A configured Celery app with no tasks: enough to publish and read results."""
+    settings = settings or Settings.from_env()
+    settings.make_dirs()
+    app = Celery(
+        APP_NAME,
+        broker=settings.broker_url,
+        backend=settings.result_backend,
+        set_as_current=False,
+    )
+    app.conf.update(celery_config(settings))
+    app.hexa_settings = settings
+    return app
+
+
+_lock = threading.Lock()
+_current: Celery | None = None
+
+
+def current_app() -> Celery:
+    """The process's app: the worker's inside a worker, else one built from the environment."""
+    global _current
+    if _current is None:
+        with _lock:
+            if _current is None:
+                _current = build_app()
+    return _current
+
+
+def use_app(app: Celery | None) -> None:
+    """Make `app` the one `.send()` publishes with (None: rebuild from the environment)."""
+    global _current
+    _current = app

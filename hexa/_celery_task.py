@@ -1,0 +1,61 @@
+"""The Celery task base class of every hexa task: one structured event per outcome."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import structlog
+from celery import Task as CeleryTask
+from celery.exceptions import Retry
+
+from hexa._logging import get_logger
+
+log = get_logger()
+
+
+def _error(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+class HexaTask(CeleryTask):  # type: ignore[misc]  # Celery's Task is untyped
+    """Binds the task id into the log context and logs `task.succeeded|retry|failed`."""
+
+    #: hexa's async bridge enforces timeouts for async tasks; set by discovery for logging.
+    hexa_timeout: float | None = None
+    hexa_async: bool = False
+
+    def before_start(self, task_id: str, args: Any, kwargs: Any) -> None:
+        structlog.contextvars.bind_contextvars(task_id=task_id, task=self.name)
+        self.request.hexa_started = time.monotonic()
+
+    def _elapsed(self) -> float:
+        started = getattr(self.request, "hexa_started", None)
+        return round(time.monotonic() - started, 4) if started else 0.0
+
+    def on_success(self, retval: Any, task_id: str, args: Any, kwargs: Any) -> None:
+        log.info("task.succeeded", duration=self._elapsed())
+
+    def on_retry(self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
+        retry = getattr(einfo, "exception", None)
+        delay = retry.when if isinstance(retry, Retry) else None
+        log.warning(
+            "task.retry",
+            attempt=self.request.retries + 1,
+            delay=delay,
+            error=_error(exc),
+        )
+
+    def on_failure(
+        self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any
+    ) -> None:
+        log.error(
+            "task.failed",
+            attempts=self.request.retries + 1,
+            duration=self._elapsed(),
+            error=_error(exc),
+            timeout=self.hexa_timeout,
+        )
+
+    def after_return(self, *args: Any, **kwargs: Any) -> None:
+        structlog.contextvars.unbind_contextvars("task_id", "task")

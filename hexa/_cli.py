@@ -1,0 +1,152 @@
+"""The `hexa` command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from celery import Celery
+from celery.result import AsyncResult
+
+from hexa._app import current_app
+from hexa._exceptions import HexaError
+from hexa._locator import service_locator
+from hexa._logging import configure_logging
+from hexa._modules import TASKS_SERVICE, DiscoveryReport, ModuleRegistry, discover_modules
+from hexa._settings import Settings
+from hexa._worker import create_celery_worker, task_line
+
+
+def discover(loglevel: str = "WARNING") -> tuple[Celery, DiscoveryReport]:
+    """What every command starts with: the current directory's `modules`, fresh."""
+    cwd = os.getcwd()
+    if sys.path[:1] != [cwd]:
+        sys.path.insert(0, cwd)
+    configure_logging(level=loglevel)
+    ModuleRegistry().clear()
+    service_locator.clear()
+    report = discover_modules("modules", "module.py")
+    return create_celery_worker(), report
+
+
+def worker_argv(args: argparse.Namespace, settings: Settings) -> list[str]:
+    """The `celery worker` arguments for `hexa worker`'s options."""
+    argv = ["worker", f"--loglevel={args.loglevel}", "--without-mingle", "--without-gossip"]
+    if args.queues:
+        argv.append(f"--queues={args.queues}")
+    if args.pool:
+        argv.append(f"--pool={args.pool}")
+    if args.concurrency:
+        argv.append(f"--concurrency={args.concurrency}")
+    if args.hostname:
+        argv.append(f"--hostname={args.hostname}")
+    if args.beat:
+        argv += ["--beat", f"--schedule={settings.home / 'celerybeat-schedule'}"]
+    return argv
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    app, _ = discover(args.loglevel)
+    app.worker_main(worker_argv(args, app.hexa_settings))
+    return 0
+
+
+def cmd_tasks(args: argparse.Namespace) -> int:
+    app, report = discover()
+    for name, path in report.modules.items():
+        print(f"module  {name}  {path}")
+    for service, module in report.services.items():
+        print(f"service {service}  (module {module})")
+    for definition in app.hexa_definitions:
+        print(f"task    {task_line(definition)}")
+    for note in report.skipped:
+        print(f"skipped {note}")
+    for note in report.near_misses:
+        print(f"near miss: {note}")
+    print(f"total   {len(app.hexa_definitions)} tasks")
+    return 0
+
+
+def _parse_arg(text: str) -> Any:
+    """A shell argument as JSON when it parses (`123`, `[1]`), else as the plain string."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def cmd_send(args: argparse.Namespace) -> int:
+    discover()
+    kwargs = json.loads(args.kwargs) if args.kwargs else {}
+    result = service_locator.get_service(TASKS_SERVICE).send_task(
+        args.name, args=[_parse_arg(a) for a in args.args], kwargs=kwargs,
+        countdown=args.countdown,
+    )
+    print(result.id)
+    if args.wait:
+        print(json.dumps(result.get(timeout=args.timeout)))
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    result = AsyncResult(args.task_id, app=current_app())
+    print(f"{args.task_id}  {result.status}")
+    if result.ready():
+        outcome = result.get(propagate=False)
+        shown = repr(outcome) if isinstance(outcome, BaseException) else json.dumps(outcome)
+        print(shown)
+    return 0
+
+
+def _add_worker(commands: Any, name: str, help_text: str) -> None:
+    worker = commands.add_parser(name, help=help_text, description=help_text)
+    worker.add_argument("--queues", "-Q", help="comma-separated queues to consume")
+    worker.add_argument("--pool", "-P", help="prefork (default), threads or solo")
+    worker.add_argument("--concurrency", "-c", type=int, help="pool size")
+    worker.add_argument("--loglevel", "-l", default="INFO", help="default: INFO")
+    worker.add_argument("--hostname", "-n", help="node name, e.g. invoicing@%%h")
+    worker.add_argument("--beat", "-B", action="store_true", help="also run periodic tasks")
+    worker.set_defaults(func=cmd_worker)
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(
+        prog="hexa", description="Run and call the tasks of the current directory's modules."
+    )
+    root.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    commands = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_worker(commands, "worker", "run a worker for every task in ./modules")
+    _add_worker(commands, "celery-apps", "alias of 'worker' (the seed's name)")
+
+    tasks = commands.add_parser("tasks", help="list what discovery finds, and near misses")
+    tasks.set_defaults(func=cmd_tasks)
+
+    send = commands.add_parser("send", help="enqueue a task by name")
+    send.add_argument("name", help="task name, e.g. invoicing.emit_invoice")
+    send.add_argument("args", nargs="*", help="positional arguments (JSON, else strings)")
+    send.add_argument("--kwargs", help='keyword arguments as a JSON object')
+    send.add_argument("--countdown", type=float, help="seconds to wait before running")
+    send.add_argument("--wait", action="store_true", help="wait for and print the result")
+    send.add_argument("--timeout", type=float, default=60.0, help="with --wait (default 60)")
+    send.set_defaults(func=cmd_send)
+
+    status = commands.add_parser("status", help="show a task's state and result")
+    status.add_argument("task_id")
+    status.set_defaults(func=cmd_status)
+    return root
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    command: Callable[[argparse.Namespace], int] = args.func
+    try:
+        return command(args)
+    except (HexaError, TypeError, ValueError, TimeoutError) as error:
+        if args.debug:
+            raise
+        print(f"hexa: error: {error}", file=sys.stderr)
+        return 2

@@ -1,0 +1,151 @@
+"""Reading `*_tasks` services (emitted or hand-written) into task definitions."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Mapping
+from functools import cached_property
+from typing import Any
+
+import attrs
+
+from hexa._exceptions import InvalidTaskConfigError
+from hexa._registry import TASKS_SUFFIX
+from hexa._retry import retry_summary
+from hexa._spec import Schedule
+from hexa._task import BaseTask
+
+#: Celery task options the seed's advanced format may carry.
+CELERY_OPTIONS = frozenset({
+    "autoretry_for", "dont_autoretry_for", "retry_kwargs", "retry_backoff",
+    "retry_backoff_max", "retry_jitter", "bind", "max_retries", "default_retry_delay",
+    "time_limit", "soft_time_limit", "rate_limit", "ignore_result", "track_started",
+    "acks_late", "reject_on_worker_lost",
+})
+#: hexa's own options; they never become task attributes.
+HEXA_OPTIONS = frozenset({"queue", "timeout", "schedule"})
+
+
+@attrs.frozen
+class TaskDefinition:
+    """One task as discovery will register it in Celery."""
+
+    name: str
+    func: Callable[..., Any] = attrs.field(eq=False)
+    service: str
+    options: Mapping[str, Any] = attrs.field(factory=dict, eq=False)
+    queue: str | None = None
+    timeout: float | None = None
+    schedule: Schedule | None = attrs.field(default=None, eq=False)
+    task: BaseTask[Any, Any] | None = attrs.field(default=None, eq=False)
+
+    @property
+    def source(self) -> str:
+        return f"{self.func.__module__}.{self.func.__qualname__} (service {self.service!r})"
+
+    @cached_property
+    def is_async(self) -> bool:
+        return inspect.iscoroutinefunction(self.func)
+
+    @cached_property
+    def signature(self) -> inspect.Signature:
+        """What callers pass: the function's parameters, minus the task when bound."""
+        if self.task is not None:
+            return self.task.spec.signature
+        sig = inspect.signature(self.func)
+        if self.options.get("bind"):
+            sig = sig.replace(parameters=list(sig.parameters.values())[1:])
+        return sig
+
+    @property
+    def retry_summary(self) -> str:
+        return retry_summary(self.options)
+
+
+def module_name(service_name: str) -> str:
+    """`invoicing_tasks` -> `invoicing` (the suffix only, not every `_tasks` inside)."""
+    return service_name.removesuffix(TASKS_SUFFIX)
+
+
+def _split_entry(service: str, key: str, entry: object) -> tuple[object, Mapping[str, Any]]:
+    if isinstance(entry, Mapping):
+        if "task" not in entry or set(entry) - {"task", "config"}:
+            raise InvalidTaskConfigError(
+                f"{service}[{key!r}]: the advanced format is "
+                "{'task': function, 'config': {...}}; got keys " + repr(sorted(entry))
+            )
+        return entry["task"], entry.get("config") or {}
+    return entry, {}
+
+
+def _check_config(service: str, key: str, config: Mapping[str, Any]) -> None:
+    unknown = set(config) - CELERY_OPTIONS - HEXA_OPTIONS
+    if unknown:
+        raise InvalidTaskConfigError(
+            f"{service}[{key!r}] config has unknown option(s) {sorted(unknown)}; valid: "
+            + ", ".join(sorted(CELERY_OPTIONS | HEXA_OPTIONS))
+        )
+
+
+def definition(service: str, key: str, entry: object) -> TaskDefinition:
+    """Read one entry of a `*_tasks` dict, in either of the seed's formats."""
+    target, config = _split_entry(service, key, entry)
+    _check_config(service, key, config)
+    task = target if isinstance(target, BaseTask) else None
+    func = task.spec.func if task is not None else target
+    if not callable(func):
+        raise InvalidTaskConfigError(
+            f"{service}[{key!r}] is {type(func).__name__}, not a function; register the "
+            "function itself (or {'task': function, 'config': {...}})"
+        )
+    options = {k: v for k, v in config.items() if k in CELERY_OPTIONS}
+    return TaskDefinition(
+        name=f"{module_name(service)}.{key}",
+        func=func,
+        service=service,
+        options=options,
+        queue=config.get("queue"),
+        timeout=config.get("timeout"),
+        schedule=config.get("schedule"),
+        task=task,
+    )
+
+
+def task_services(services: Mapping[str, object]) -> dict[str, Mapping[str, object]]:
+    """The services discovery takes: names ending in `_tasks` whose value is a dict."""
+    return {
+        name: value
+        for name, value in services.items()
+        if name.endswith(TASKS_SUFFIX) and isinstance(value, Mapping)
+    }
+
+
+def definitions(services: Mapping[str, object]) -> list[TaskDefinition]:
+    """Every task of every `*_tasks` service, in registration order."""
+    return [
+        definition(service, key, entry)
+        for service, entries in task_services(services).items()
+        for key, entry in entries.items()
+    ]
+
+
+def _looks_like_tasks(value: object) -> bool:
+    return isinstance(value, Mapping) and bool(value) and all(
+        callable(v) or isinstance(v, Mapping) for v in value.values()
+    )
+
+
+def near_misses(services: Mapping[str, object]) -> list[str]:
+    """Explanations for services that look like task dicts but will not be discovered."""
+    notes = []
+    for name, value in services.items():
+        if name.endswith(TASKS_SUFFIX):
+            if not isinstance(value, Mapping):
+                notes.append(f"{name!r} ends in '_tasks' but is a {type(value).__name__}, "
+                             "not a dict of functions")
+            continue
+        if "task" in name.lower() and _looks_like_tasks(value):
+            stem = name.lower().removesuffix("_task").removesuffix("tasks").rstrip("_")
+            notes.append(f"{name!r} looks like a tasks service but does not end in '_tasks'; "
+                         f"rename it to '{stem}_tasks' to have it discovered")
+    return notes

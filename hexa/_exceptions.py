@@ -1,0 +1,81 @@
+"""Public exceptions. Every error hexa raises on purpose derives from `HexaError`.
+
+HexaError
+├── ConfigurationError      bad settings or a bad declaration (names the fix)
+│   ├── InvalidPolicyError  a retry policy that cannot work as written
+│   └── InvalidTaskConfigError  unknown or misplaced option in a `*_tasks` dict
+├── DiscoveryError          modules/ could not be turned into tasks
+│   ├── ModuleImportError   a module.py failed to import (carries its path)
+│   └── DuplicateTaskError  two sources claim one task name
+├── ServiceNotFoundError    service_locator has no such service (also a KeyError)
+├── UnknownTaskError        dispatch to a task name nobody declared (also a KeyError)
+├── DispatchError           a message was refused before publishing
+└── TaskTimeoutError        an async task ran past its `timeout=` (also a TimeoutError)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from difflib import get_close_matches
+
+
+class HexaError(Exception):
+    """Root of every error hexa raises on purpose."""
+
+
+class ConfigurationError(HexaError):
+    """A setting or a declaration that cannot work as written."""
+
+
+class InvalidPolicyError(ConfigurationError, ValueError):
+    """A retry policy with values that cannot work."""
+
+
+class InvalidTaskConfigError(ConfigurationError):
+    """A `*_tasks` entry with an unknown or misplaced option."""
+
+
+class DiscoveryError(HexaError):
+    """The `modules` package could not be turned into tasks."""
+
+
+class ModuleImportError(DiscoveryError):
+    """A `module.py` raised while being imported."""
+
+    def __init__(self, path: str, error: BaseException) -> None:
+        super().__init__(f"could not import {path}: {type(error).__name__}: {error}")
+        self.path = path
+
+
+class DuplicateTaskError(DiscoveryError):
+    """Two sources register the same task name."""
+
+
+class ServiceNotFoundError(HexaError, KeyError):
+    """The service locator holds no service under that name."""
+
+    def __str__(self) -> str:  # KeyError would quote the whole message
+        return str(self.args[0])
+
+
+class UnknownTaskError(HexaError, KeyError):
+    """A task name that no module declares."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class DispatchError(HexaError, ValueError):
+    """A message refused before anything was published."""
+
+
+class TaskTimeoutError(HexaError, TimeoutError):
+    """An async task ran longer than its declared `timeout=`."""
+
+
+def did_you_mean(name: str, candidates: Iterable[str]) -> str:
+    """Return "; did you mean 'x'?" for the closest candidate, or ''."""
+    close = get_close_matches(name, list(candidates), n=3, cutoff=0.6)
+    if not close:
+        return ""
+    return "; did you mean " + " or ".join(repr(c) for c in close) + "?"

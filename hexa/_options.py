@@ -1,0 +1,63 @@
+"""Delivery options: when and where a message goes, never what the task does on failure."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+import attrs
+
+from hexa._exceptions import DispatchError
+
+#: The seed's list of valid `send_task` options.
+SEND_TASK_OPTIONS = ("args", "kwargs", "countdown", "eta", "expires", "priority", "queue")
+_RETRY_WORDS = {"retries", "retry_policy", "max_retries", "retry", "autoretry_for", "retry_backoff"}
+
+
+def _non_negative(_: object, attribute: attrs.Attribute[Any], value: float | None) -> None:
+    if value is not None and value < 0:
+        raise DispatchError(f"{attribute.name}={value!r}: must be >= 0 seconds")
+
+
+def _priority(_: object, __: attrs.Attribute[Any], value: int | None) -> None:
+    if value is not None and (isinstance(value, bool) or value not in range(10)):
+        raise DispatchError(f"priority={value!r}: must be a whole number from 0 to 9")
+
+
+def _queue(_: object, __: attrs.Attribute[Any], value: str | None) -> None:
+    if value is not None and (not isinstance(value, str) or not value):
+        raise DispatchError(f"queue={value!r}: name a queue, e.g. queue='invoicing'")
+
+
+@attrs.frozen
+class SendOptions:
+    """`countdown`, `eta`, `expires`, `priority` and `queue` of one message."""
+
+    countdown: float | None = attrs.field(default=None, validator=_non_negative)
+    eta: datetime | None = None
+    expires: float | datetime | None = None
+    priority: int | None = attrs.field(default=None, validator=_priority)
+    queue: str | None = attrs.field(default=None, validator=_queue)
+
+    def __attrs_post_init__(self) -> None:
+        if self.countdown is not None and self.eta is not None:
+            raise DispatchError("countdown= and eta= both set: give one of them")
+
+    def for_celery(self) -> dict[str, Any]:
+        """Only the options that are set, as `send_task` keywords."""
+        return {k: v for k, v in attrs.asdict(self, recurse=False).items() if v is not None}
+
+
+def refuse_unknown_options(task_name: str, options: Mapping[str, Any]) -> None:
+    """Raise `DispatchError` for options `send_task` must not take."""
+    if not options:
+        return
+    given = ", ".join(f"{key}=" for key in sorted(options))
+    why = ""
+    if _RETRY_WORDS & options.keys():
+        why = " retry policy is set where the task is declared (@module_task(retry=...)), not per call;"
+    raise DispatchError(
+        f"send_task({task_name!r}) got {given};{why} valid options: "
+        + ", ".join(SEND_TASK_OPTIONS)
+    )

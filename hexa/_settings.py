@@ -1,0 +1,105 @@
+"""Where the broker and the result store are: the environment, a `.env` file, or embedded."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+import attrs
+from kombu.utils.url import maybe_sanitize_url
+
+#: The seed's variable names; code outside hexa relies on them.
+BROKER_ENV = "RABBITMQ_URL"
+BACKEND_ENV = "REDIS_URL"
+QUEUE_ENV = "HEXA_DEFAULT_QUEUE"
+HOME_DIR = ".hexa"
+
+
+def read_dotenv(path: Path) -> dict[str, str]:
+    """Parse KEY=VALUE lines (comments, blank lines, `export` and quotes allowed)."""
+    if not path.is_file():
+        return {}
+    values: dict[str, str] = {}
+    for raw in path.read_text(encoding="utf-8").splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, _, value = line.removeprefix("export ").partition("=")
+        values[key.strip()] = value.strip().strip("'\"")
+    return values
+
+
+def mask(url: str) -> str:
+    """The URL with its password replaced by `**`, safe to log or print."""
+    return str(maybe_sanitize_url(url))
+
+
+@attrs.frozen
+class Settings:
+    """Resolved connection settings. Build one with `Settings.from_env()`."""
+
+    broker_url: str
+    result_backend: str
+    home: Path
+    default_queue: str = "celery"
+
+    @property
+    def embedded_broker(self) -> bool:
+        return self.broker_url.startswith("filesystem://")
+
+    @property
+    def embedded_backend(self) -> bool:
+        return self.result_backend.startswith("file://")
+
+    @property
+    def broker_transport_options(self) -> dict[str, object]:
+        if not self.embedded_broker:
+            # Publisher confirms: publish() returns only once RabbitMQ has the message.
+            return {"confirm_publish": True}
+        queue_dir = self.home / "broker" / "queue"
+        return {
+            "data_folder_in": str(queue_dir),
+            "data_folder_out": str(queue_dir),
+            "control_folder": str(self.home / "broker" / "control"),
+            "polling_interval": 0.1,
+        }
+
+    def describe(self) -> dict[str, str]:
+        """Broker and backend for logs and CLI output, passwords masked."""
+        return {
+            "broker": "embedded " + str(self.home / "broker")
+            if self.embedded_broker
+            else mask(self.broker_url),
+            "backend": "embedded " + str(self.home / "results")
+            if self.embedded_backend
+            else mask(self.result_backend),
+            "queue": self.default_queue,
+        }
+
+    def make_dirs(self) -> None:
+        """Create the embedded broker's and result store's folders when they are in use."""
+        if self.embedded_broker:
+            for key in ("data_folder_in", "control_folder"):
+                Path(str(self.broker_transport_options[key])).mkdir(parents=True, exist_ok=True)
+        if self.embedded_backend:
+            (self.home / "results").mkdir(parents=True, exist_ok=True)
+
+    @classmethod
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, cwd: Path | None = None
+    ) -> Settings:
+        """Read `RABBITMQ_URL`/`REDIS_URL` from the environment, then `./.env`.
+
+        Unset (or empty) means the embedded default under `./.hexa/`, so a worker and a
+        client started in the same directory find each other with no server at all.
+        """
+        cwd = (cwd or Path.cwd()).resolve()
+        values = {**read_dotenv(cwd / ".env"), **(os.environ if environ is None else environ)}
+        home = cwd / HOME_DIR
+        return cls(
+            broker_url=values.get(BROKER_ENV) or "filesystem://",
+            result_backend=values.get(BACKEND_ENV) or (home / "results").as_uri(),
+            home=home,
+            default_queue=values.get(QUEUE_ENV) or "celery",
+        )

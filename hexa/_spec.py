@@ -1,0 +1,88 @@
+"""`TaskSpec`: everything `@module_task` records about one function."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from datetime import timedelta
+from functools import cached_property
+from typing import Any, TypeAlias
+
+import attrs
+from celery.schedules import schedule as CelerySchedule
+
+from hexa._exceptions import ConfigurationError
+from hexa._retry import RetryPolicy, celery_retry_options
+
+#: What `schedule=` takes: a Celery schedule (e.g. `crontab(minute=0)`), a timedelta, or seconds.
+Schedule: TypeAlias = CelerySchedule | timedelta | float
+
+
+def module_of(func: Callable[..., Any]) -> str:
+    """The hexa module a function belongs to: the package after `modules` in its import path."""
+    parts = func.__module__.split(".")
+    if "modules" in parts[:-1]:
+        return parts[parts.index("modules") + 1]
+    raise ConfigurationError(
+        f"cannot tell which module {func.__qualname__!r} belongs to: it is defined in "
+        f"{func.__module__!r}, outside a 'modules.<name>' package; "
+        "pass @module_task(module='<name>')"
+    )
+
+
+@attrs.frozen(cache_hash=True)
+class TaskSpec:
+    """What a decorated function declares. Binding to Celery happens later, in discovery."""
+
+    func: Callable[..., Any] = attrs.field(eq=False)
+    module: str
+    name: str
+    retry: RetryPolicy | None = None
+    queue: str | None = None
+    timeout: float | None = None
+    schedule: Schedule | None = attrs.field(default=None, eq=False)
+    bind: bool = False
+
+    def __attrs_post_init__(self) -> None:
+        for label, value in (("module", self.module), ("name", self.name)):
+            if not value or not value.isidentifier():
+                raise ConfigurationError(
+                    f"{label}={value!r} for {self.source}: use a Python identifier such as "
+                    "'emit_invoice'"
+                )
+        if self.timeout is not None and self.timeout <= 0:
+            raise ConfigurationError(f"timeout={self.timeout!r} for {self.source}: must be > 0")
+        if self.queue is not None and not self.queue:
+            raise ConfigurationError(f"queue='' for {self.source}: name a queue or leave it out")
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.module}.{self.name}"
+
+    @property
+    def source(self) -> str:
+        return f"{self.func.__module__}.{self.func.__qualname__}"
+
+    @cached_property
+    def is_async(self) -> bool:
+        return inspect.iscoroutinefunction(self.func)
+
+    @cached_property
+    def signature(self) -> inspect.Signature:
+        """The signature callers use: without the task instance when `bind=True`."""
+        sig = inspect.signature(self.func)
+        if self.bind:
+            sig = sig.replace(parameters=list(sig.parameters.values())[1:])
+        return sig
+
+    def config(self) -> dict[str, Any]:
+        """The `config` of the seed's advanced format (empty: use the simple format)."""
+        config: dict[str, Any] = celery_retry_options(self.retry) if self.retry else {}
+        optional = {
+            "bind": self.bind or None,
+            "queue": self.queue,
+            "timeout": self.timeout,
+            "schedule": self.schedule,
+        }
+        config.update({key: value for key, value in optional.items() if value is not None})
+        return config

@@ -1,0 +1,90 @@
+"""The decorated function: still a plain callable, plus a typed `.send()`."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Coroutine
+from datetime import datetime
+from typing import Any, Generic, ParamSpec, Self, TypeVar
+
+import anyio.to_thread
+import attrs
+
+from hexa._arguments import bind_arguments, check_json
+from hexa._dispatch import publish
+from hexa._options import SendOptions
+from hexa._result import TaskResult
+from hexa._spec import TaskSpec
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class BaseTask(Generic[P, R]):
+    """What `.send()` and `.with_options()` share between sync and async tasks."""
+
+    spec: TaskSpec
+    _options: SendOptions
+
+    def __init__(self, spec: TaskSpec, options: SendOptions | None = None) -> None:
+        object.__setattr__(self, "spec", spec)
+        object.__setattr__(self, "_options", options or SendOptions())
+        # What functools.update_wrapper copies (so inspect and help() see the function),
+        # written past __setattr__, which keeps the shared task immutable.
+        for attr in functools.WRAPPER_ASSIGNMENTS:
+            if hasattr(spec.func, attr):
+                object.__setattr__(self, attr, getattr(spec.func, attr))
+        object.__setattr__(self, "__wrapped__", spec.func)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"{self.name} is shared and immutable; use .with_options()")
+
+    @property
+    def name(self) -> str:
+        """The Celery task name, `<module>.<task>`."""
+        return self.spec.full_name
+
+    def send(self, *args: P.args, **kwargs: P.kwargs) -> TaskResult[R]:
+        """Check the arguments against the signature, then publish. Returns at once."""
+        bind_arguments(self.name, self.spec.signature, args, kwargs)
+        check_json(self.name, args, kwargs)
+        return publish(self.name, args, kwargs, self._options, self.spec.queue)
+
+    async def send_async(self, *args: P.args, **kwargs: P.kwargs) -> TaskResult[R]:
+        """`send()` for async callers: publishes from a worker thread, not on the loop."""
+        return await anyio.to_thread.run_sync(functools.partial(self.send, *args, **kwargs))
+
+    def with_options(
+        self,
+        *,
+        countdown: float | None = None,
+        eta: datetime | None = None,
+        expires: float | datetime | None = None,
+        priority: int | None = None,
+        queue: str | None = None,
+    ) -> Self:
+        """A copy whose `.send()` uses these delivery options; this task is unchanged."""
+        changes = {"countdown": countdown, "eta": eta, "expires": expires,
+                   "priority": priority, "queue": queue}
+        options = attrs.evolve(self._options, **{k: v for k, v in changes.items() if v is not None})
+        return type(self)(self.spec, options)
+
+    def __repr__(self) -> str:
+        kind = "async task" if self.spec.is_async else "task"
+        return f"<hexa {kind} {self.name}>"
+
+
+class Task(BaseTask[P, R]):
+    """A sync task. Calling it runs the function in this process."""
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        result: R = self.spec.func(*args, **kwargs)
+        return result
+
+
+class AsyncTask(BaseTask[P, R]):
+    """An `async def` task. Calling it returns the coroutine, as the function would."""
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Coroutine[Any, Any, R]:
+        coroutine: Coroutine[Any, Any, R] = self.spec.func(*args, **kwargs)
+        return coroutine

@@ -1,0 +1,125 @@
+"""Discovery's second half: task definitions become tasks of one Celery app."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+from celery import Celery, signals
+
+from hexa._app import build_app, use_app
+from hexa._bridge import bridge
+from hexa._celery_task import HexaTask
+from hexa._definitions import TaskDefinition, definitions
+from hexa._exceptions import DuplicateTaskError
+from hexa._locator import ServiceLocator, service_locator
+from hexa._logging import configure_logging, get_logger
+from hexa._settings import Settings
+
+log = get_logger()
+
+#: Seconds between Celery's soft time limit (an exception in the task) and its hard kill.
+HARD_LIMIT_GRACE = 5.0
+
+
+def task_line(definition: TaskDefinition) -> str:
+    """`name [async]  retry summary`, as the seed's start-up log and `hexa tasks` show it."""
+    marker = " [async]" if definition.is_async else ""
+    summary = definition.retry_summary
+    return f"{definition.name}{marker}" + (f"  ({summary})" if summary else "")
+
+
+def entry_point(definition: TaskDefinition) -> Callable[..., Any]:
+    """What Celery calls: the function itself, or a sync bridge to the event loop."""
+    if not definition.is_async:
+        return definition.func
+    func, timeout = definition.func, definition.timeout
+
+    def run_on_event_loop(*args: Any, **kwargs: Any) -> Any:
+        return bridge.run_sync(func, args, kwargs, timeout)
+
+    functools.update_wrapper(run_on_event_loop, func)
+    # Celery checks each call against this signature; a bare (*args, **kwargs) would not.
+    run_on_event_loop.__signature__ = inspect.signature(func)  # type: ignore[attr-defined]
+    return run_on_event_loop
+
+
+def _celery_options(definition: TaskDefinition) -> dict[str, Any]:
+    options = dict(definition.options)
+    if definition.timeout is not None and not definition.is_async:
+        options.setdefault("soft_time_limit", definition.timeout)
+        options.setdefault("time_limit", definition.timeout + HARD_LIMIT_GRACE)
+    return options
+
+
+def register_task(app: Celery, definition: TaskDefinition) -> None:
+    if definition.name in app.tasks:
+        existing = app.tasks[definition.name]
+        raise DuplicateTaskError(
+            f"task {definition.name!r} from {definition.source} is already registered by "
+            f"{getattr(existing, '__module__', '?')}.{getattr(existing, '__qualname__', '?')}; "
+            "rename one of them"
+        )
+    app.task(
+        name=definition.name,
+        base=HexaTask,
+        shared=False,
+        lazy=False,
+        hexa_timeout=definition.timeout,
+        hexa_async=definition.is_async,
+        **_celery_options(definition),
+    )(entry_point(definition))
+
+
+def _connect_signals() -> None:
+    signals.setup_logging.connect(_setup_logging, weak=False, dispatch_uid="hexa.logging")
+    signals.worker_ready.connect(_ready, weak=False, dispatch_uid="hexa.ready")
+    for signal in (signals.worker_process_shutdown, signals.worker_shutdown):
+        signal.connect(_stop_bridge, weak=False, dispatch_uid=f"hexa.bridge.{signal.name}")
+
+
+def _setup_logging(loglevel: Any = "INFO", **_: Any) -> None:
+    configure_logging(level=loglevel or "INFO")
+
+
+def _ready(sender: Any = None, **_: Any) -> None:
+    log.info("worker.ready", hostname=getattr(sender, "hostname", None))
+
+
+def _stop_bridge(**_: Any) -> None:
+    bridge.stop()
+
+
+def _log_report(app: Celery, found: list[TaskDefinition]) -> None:
+    settings: Settings = app.hexa_settings
+    log.info("worker.connection", **settings.describe())
+    services = sorted({d.service for d in found})
+    log.info("discovery.services", count=len(services), services=services)
+    for definition in found:
+        log.info("task.registered", name=definition.name, line=task_line(definition),
+                 is_async=definition.is_async, retry=definition.retry_summary or None)
+    log.info("discovery.total", tasks=len(found))
+
+
+def create_celery_worker(
+    locator: ServiceLocator = service_locator, settings: Settings | None = None
+) -> Celery:
+    """The seed's `create_celery_worker()`: every `*_tasks` service becomes Celery tasks.
+
+    Task name: the service name without its `_tasks` suffix, a dot, and the dict key.
+    """
+    app = build_app(settings)
+    found = definitions(locator._services)
+    for definition in found:
+        register_task(app, definition)
+    app.conf.task_routes = {d.name: {"queue": d.queue} for d in found if d.queue}
+    app.conf.beat_schedule = {
+        d.name: {"task": d.name, "schedule": d.schedule} for d in found if d.schedule is not None
+    }
+    app.hexa_definitions = found
+    _connect_signals()
+    use_app(app)
+    _log_report(app, found)
+    return app
