@@ -1,0 +1,102 @@
+"""Real `hexa worker` processes for integration tests."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+class WorkerProcess:
+    """A `python -m hexa worker` subprocess in its own process group, with its log lines."""
+
+    def __init__(
+        self,
+        cwd: Path,
+        env: Mapping[str, str],
+        args: Sequence[str] = (),
+        command: str = "worker",
+    ) -> None:
+        self.cwd = cwd
+        self.lines: list[str] = []
+        full_env = {**os.environ, "HEXA_LOG_FORMAT": "json", "PYTHONUNBUFFERED": "1", **env}
+        for key in ("RABBITMQ_URL", "REDIS_URL"):
+            if full_env.get(key) == "":
+                del full_env[key]
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "hexa", command, *args],
+            cwd=cwd,
+            env=full_env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,  # its own process group: stop() reaches the pool children
+        )
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line.rstrip("\n"))
+
+    def events(self, name: str | None = None) -> list[dict[str, Any]]:
+        """The JSON log events so far, optionally only those named `name`."""
+        found = []
+        for line in list(self.lines):
+            if not line.startswith("{"):
+                continue
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            if name is None or event.get("event") == name:
+                found.append(event)
+        return found
+
+    def wait_for(self, name: str, count: int = 1, timeout: float = 30.0) -> list[dict[str, Any]]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = self.events(name)
+            if len(found) >= count:
+                return found
+            if self.proc.poll() is not None:
+                raise AssertionError(f"worker exited ({self.proc.returncode}):\n{self.output()}")
+            time.sleep(0.05)
+        raise AssertionError(f"no {count}x {name!r} within {timeout}s:\n{self.output()}")
+
+    def wait_ready(self, timeout: float = 30.0) -> WorkerProcess:
+        self.wait_for("worker.ready", timeout=timeout)
+        return self
+
+    def output(self) -> str:
+        return "\n".join(self.lines[-200:])
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        """Signal the whole process group (the main process and its pool children)."""
+        try:
+            os.killpg(self.proc.pid, sig)
+        except ProcessLookupError:
+            pass
+
+    def stop(self, timeout: float = 15.0) -> None:
+        if self.proc.poll() is None:
+            self.kill(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.kill(signal.SIGKILL)
+                self.proc.wait(5)
+        self.kill(signal.SIGKILL)  # stragglers of the group, if any
+        self._reader.join(5)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
