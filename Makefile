@@ -24,7 +24,7 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check hexa modules tests examples
 	$(BIN)/mypy hexa
-	$(BIN)/mypy tests/typing
+	$(BIN)/mypy --strict --warn-unused-ignores tests/typing
 
 clean:
 	rm -rf $(VENV) .hexa .mypy_cache .pytest_cache .ruff_cache

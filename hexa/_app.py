@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from celery import Celery
 
 from hexa._settings import Settings
+
+if TYPE_CHECKING:
+    from hexa._definitions import TaskDefinition
 
 APP_NAME = "hexa_worker"  # the seed's name; plain Celery clients use it too
 
@@ -39,26 +42,34 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     }
 
 
-def build_app(settings: Settings | None = None) -> Celery:
+class HexaCelery(Celery):
+    """A Celery app that knows its hexa settings and the tasks discovery gave it."""
+
+    def __init__(self, settings: Settings, **kwargs: Any) -> None:
+        super().__init__(
+            APP_NAME,
+            broker=settings.broker_url,
+            backend=settings.result_backend,
+            set_as_current=False,
+            **kwargs,
+        )
+        self.hexa_settings = settings
+        self.hexa_definitions: list[TaskDefinition] = []
+        self.conf.update(celery_config(settings))
+
+
+def build_app(settings: Settings | None = None) -> HexaCelery:
     """A configured Celery app with no tasks: enough to publish and read results."""
     settings = settings or Settings.from_env()
     settings.make_dirs()
-    app = Celery(
-        APP_NAME,
-        broker=settings.broker_url,
-        backend=settings.result_backend,
-        set_as_current=False,
-    )
-    app.conf.update(celery_config(settings))
-    app.hexa_settings = settings
-    return app
+    return HexaCelery(settings)
 
 
 _lock = threading.Lock()
-_current: Celery | None = None
+_current: HexaCelery | None = None
 
 
-def current_app() -> Celery:
+def current_app() -> HexaCelery:
     """The process's app: the worker's inside a worker, else one built from the environment."""
     global _current
     if _current is None:
@@ -68,7 +79,7 @@ def current_app() -> Celery:
     return _current
 
 
-def use_app(app: Celery | None) -> None:
+def use_app(app: HexaCelery | None) -> None:
     """Make `app` the one `.send()` publishes with (None: rebuild from the environment)."""
     global _current
     _current = app

@@ -13,7 +13,14 @@ from hexa._exceptions import DispatchError
 
 _SCALARS = (str, int, float, bool, type(None))
 # Types Celery's JSON serializer encodes and decodes itself.
-_JSON_LEAVES = (*_SCALARS, datetime.datetime, datetime.date, datetime.time, uuid.UUID, decimal.Decimal)
+_JSON_LEAVES = (
+    *_SCALARS,
+    datetime.datetime,
+    datetime.date,
+    datetime.time,
+    uuid.UUID,
+    decimal.Decimal,
+)
 
 
 def bind_arguments(

@@ -71,7 +71,8 @@ class EventLoopBridge:
     ) -> R:
         """Run `await func(*args, **kwargs)` on the loop and wait for it in this thread."""
         log_context = structlog.contextvars.get_contextvars()
-        return self.portal().call(_call, func, args, kwargs or {}, timeout, log_context)
+        result: R = self.portal().call(_call, func, args, kwargs or {}, timeout, log_context)
+        return result
 
     @property
     def running(self) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any
 
@@ -12,13 +13,16 @@ from celery.exceptions import Retry
 from hexa._logging import get_logger
 
 log = get_logger()
+# A task runs in one thread from before_start to after_return (async ones too: the thread
+# waits on the event loop), so its start time can live in a thread-local.
+_clock = threading.local()
 
 
 def _error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-class HexaTask(CeleryTask):  # type: ignore[misc]  # Celery's Task is untyped
+class HexaTask(CeleryTask[Any, Any]):
     """Binds the task id into the log context and logs `task.succeeded|retry|failed`."""
 
     #: hexa's async bridge enforces timeouts for async tasks; set by discovery for logging.
@@ -27,16 +31,17 @@ class HexaTask(CeleryTask):  # type: ignore[misc]  # Celery's Task is untyped
 
     def before_start(self, task_id: str, args: Any, kwargs: Any) -> None:
         structlog.contextvars.bind_contextvars(task_id=task_id, task=self.name)
-        self.request.hexa_started = time.monotonic()
+        _clock.started = time.monotonic()
 
     def _elapsed(self) -> float:
-        started = getattr(self.request, "hexa_started", None)
-        return round(time.monotonic() - started, 4) if started else 0.0
+        return round(time.monotonic() - getattr(_clock, "started", time.monotonic()), 4)
 
     def on_success(self, retval: Any, task_id: str, args: Any, kwargs: Any) -> None:
         log.info("task.succeeded", duration=self._elapsed())
 
-    def on_retry(self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
+    def on_retry(
+        self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any
+    ) -> None:
         retry = getattr(einfo, "exception", None)
         delay = retry.when if isinstance(retry, Retry) else None
         log.warning(

@@ -9,10 +9,9 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from celery import Celery
 from celery.result import AsyncResult
 
-from hexa._app import current_app
+from hexa._app import HexaCelery, current_app
 from hexa._exceptions import HexaError
 from hexa._locator import service_locator
 from hexa._logging import configure_logging
@@ -21,7 +20,7 @@ from hexa._settings import Settings
 from hexa._worker import create_celery_worker, task_line
 
 
-def discover(loglevel: str = "WARNING") -> tuple[Celery, DiscoveryReport]:
+def discover(loglevel: str = "WARNING") -> tuple[HexaCelery, DiscoveryReport]:
     """What every command starts with: the current directory's `modules`, fresh."""
     cwd = os.getcwd()
     if sys.path[:1] != [cwd]:
@@ -83,7 +82,9 @@ def cmd_send(args: argparse.Namespace) -> int:
     discover()
     kwargs = json.loads(args.kwargs) if args.kwargs else {}
     result = service_locator.get_service(TASKS_SERVICE).send_task(
-        args.name, args=[_parse_arg(a) for a in args.args], kwargs=kwargs,
+        args.name,
+        args=[_parse_arg(a) for a in args.args],
+        kwargs=kwargs,
         countdown=args.countdown,
     )
     print(result.id)
@@ -93,7 +94,7 @@ def cmd_send(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    result = AsyncResult(args.task_id, app=current_app())
+    result: AsyncResult[Any] = AsyncResult(args.task_id, app=current_app())
     print(f"{args.task_id}  {result.status}")
     if result.ready():
         outcome = result.get(propagate=False)
@@ -128,7 +129,7 @@ def parser() -> argparse.ArgumentParser:
     send = commands.add_parser("send", help="enqueue a task by name")
     send.add_argument("name", help="task name, e.g. invoicing.emit_invoice")
     send.add_argument("args", nargs="*", help="positional arguments (JSON, else strings)")
-    send.add_argument("--kwargs", help='keyword arguments as a JSON object')
+    send.add_argument("--kwargs", help="keyword arguments as a JSON object")
     send.add_argument("--countdown", type=float, help="seconds to wait before running")
     send.add_argument("--wait", action="store_true", help="wait for and print the result")
     send.add_argument("--timeout", type=float, default=60.0, help="with --wait (default 60)")

@@ -18,7 +18,9 @@ class TaskDecorator(Protocol):
     """What `@module_task(...)` returns when `bind` is not set."""
 
     @overload
-    def __call__(self, func: Callable[P, Coroutine[Any, Any, R]], /) -> AsyncTask[P, R]: ...
+    def __call__(  # type: ignore[overload-overlap]  # a coroutine function is also a Callable[P, R]
+        self, func: Callable[P, Coroutine[Any, Any, R]], /
+    ) -> AsyncTask[P, R]: ...
     @overload
     def __call__(self, func: Callable[P, R], /) -> Task[P, R]: ...
 
@@ -27,7 +29,7 @@ class BoundTaskDecorator(Protocol):
     """What `@module_task(bind=True, ...)` returns: the first parameter is the Celery task."""
 
     @overload
-    def __call__(
+    def __call__(  # type: ignore[overload-overlap]  # async first: it is also a Callable
         self, func: Callable[Concatenate[Any, P], Coroutine[Any, Any, R]], /
     ) -> AsyncTask[P, R]: ...
     @overload
@@ -35,7 +37,9 @@ class BoundTaskDecorator(Protocol):
 
 
 @overload
-def module_task(func: Callable[P, Coroutine[Any, Any, R]], /) -> AsyncTask[P, R]: ...
+def module_task(  # type: ignore[overload-overlap]  # async first: it is also a Callable
+    func: Callable[P, Coroutine[Any, Any, R]], /
+) -> AsyncTask[P, R]: ...
 @overload
 def module_task(func: Callable[P, R], /) -> Task[P, R]: ...
 @overload

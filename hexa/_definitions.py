@@ -16,12 +16,26 @@ from hexa._spec import Schedule
 from hexa._task import BaseTask
 
 #: Celery task options the seed's advanced format may carry.
-CELERY_OPTIONS = frozenset({
-    "autoretry_for", "dont_autoretry_for", "retry_kwargs", "retry_backoff",
-    "retry_backoff_max", "retry_jitter", "bind", "max_retries", "default_retry_delay",
-    "time_limit", "soft_time_limit", "rate_limit", "ignore_result", "track_started",
-    "acks_late", "reject_on_worker_lost",
-})
+CELERY_OPTIONS = frozenset(
+    {
+        "autoretry_for",
+        "dont_autoretry_for",
+        "retry_kwargs",
+        "retry_backoff",
+        "retry_backoff_max",
+        "retry_jitter",
+        "bind",
+        "max_retries",
+        "default_retry_delay",
+        "time_limit",
+        "soft_time_limit",
+        "rate_limit",
+        "ignore_result",
+        "track_started",
+        "acks_late",
+        "reject_on_worker_lost",
+    }
+)
 #: hexa's own options; they never become task attributes.
 HEXA_OPTIONS = frozenset({"queue", "timeout", "schedule"})
 
@@ -130,8 +144,10 @@ def definitions(services: Mapping[str, object]) -> list[TaskDefinition]:
 
 
 def _looks_like_tasks(value: object) -> bool:
-    return isinstance(value, Mapping) and bool(value) and all(
-        callable(v) or isinstance(v, Mapping) for v in value.values()
+    return (
+        isinstance(value, Mapping)
+        and bool(value)
+        and all(callable(v) or isinstance(v, Mapping) for v in value.values())
     )
 
 
@@ -141,11 +157,15 @@ def near_misses(services: Mapping[str, object]) -> list[str]:
     for name, value in services.items():
         if name.endswith(TASKS_SUFFIX):
             if not isinstance(value, Mapping):
-                notes.append(f"{name!r} ends in '_tasks' but is a {type(value).__name__}, "
-                             "not a dict of functions")
+                notes.append(
+                    f"{name!r} ends in '_tasks' but is a {type(value).__name__}, "
+                    "not a dict of functions"
+                )
             continue
         if "task" in name.lower() and _looks_like_tasks(value):
             stem = name.lower().removesuffix("_task").removesuffix("tasks").rstrip("_")
-            notes.append(f"{name!r} looks like a tasks service but does not end in '_tasks'; "
-                         f"rename it to '{stem}_tasks' to have it discovered")
+            notes.append(
+                f"{name!r} looks like a tasks service but does not end in '_tasks'; "
+                f"rename it to '{stem}_tasks' to have it discovered"
+            )
     return notes

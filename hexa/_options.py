@@ -56,8 +56,7 @@ def refuse_unknown_options(task_name: str, options: Mapping[str, Any]) -> None:
     given = ", ".join(f"{key}=" for key in sorted(options))
     why = ""
     if _RETRY_WORDS & options.keys():
-        why = " retry policy is set where the task is declared (@module_task(retry=...)), not per call;"
+        why = " retry policy is set where the task is declared (@module_task(retry=...));"
     raise DispatchError(
-        f"send_task({task_name!r}) got {given};{why} valid options: "
-        + ", ".join(SEND_TASK_OPTIONS)
+        f"send_task({task_name!r}) got {given};{why} valid options: " + ", ".join(SEND_TASK_OPTIONS)
     )

@@ -21,12 +21,12 @@ class TaskResult(Generic[R]):
 
     __slots__ = ("_async_result",)
 
-    def __init__(self, async_result: AsyncResult) -> None:
+    def __init__(self, async_result: AsyncResult[Any]) -> None:
         self._async_result = async_result
 
     @property
     def id(self) -> str:
-        return cast(str, self._async_result.id)
+        return str(self._async_result.id)
 
     @property
     def status(self) -> str:
@@ -48,7 +48,7 @@ class TaskResult(Generic[R]):
         return self.wait().__await__()
 
     @property
-    def celery_result(self) -> AsyncResult:
+    def celery_result(self) -> AsyncResult[Any]:
         """The underlying Celery `AsyncResult`, for Celery APIs that want one."""
         return self._async_result
 

@@ -114,9 +114,9 @@ def retry_delay(policy: RetryPolicy, retries: int, rng: random.Random | None = N
     """
     if isinstance(policy, FixedDelay):
         return policy.delay
-    countdown = min(policy.max, policy.base * 2**retries)
+    countdown: int = min(policy.max, policy.base * int(2**retries))
     if policy.jitter:
-        countdown = (rng or random).randrange(countdown + 1)
+        countdown = (rng or random.Random()).randrange(countdown + 1)
     return countdown
 
 

@@ -64,8 +64,13 @@ class BaseTask(Generic[P, R]):
         queue: str | None = None,
     ) -> Self:
         """A copy whose `.send()` uses these delivery options; this task is unchanged."""
-        changes = {"countdown": countdown, "eta": eta, "expires": expires,
-                   "priority": priority, "queue": queue}
+        changes: dict[str, Any] = {
+            "countdown": countdown,
+            "eta": eta,
+            "expires": expires,
+            "priority": priority,
+            "queue": queue,
+        }
         options = attrs.evolve(self._options, **{k: v for k, v in changes.items() if v is not None})
         return type(self)(self.spec, options)
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from celery import Celery, signals
 
-from hexa._app import build_app, use_app
+from hexa._app import HexaCelery, build_app, use_app
 from hexa._bridge import bridge
 from hexa._celery_task import HexaTask
 from hexa._definitions import TaskDefinition, definitions
@@ -55,6 +55,7 @@ def _celery_options(definition: TaskDefinition) -> dict[str, Any]:
 
 
 def register_task(app: Celery, definition: TaskDefinition) -> None:
+    """Add one definition to `app` as a `HexaTask`; a taken name is an error."""
     if definition.name in app.tasks:
         existing = app.tasks[definition.name]
         raise DuplicateTaskError(
@@ -62,7 +63,7 @@ def register_task(app: Celery, definition: TaskDefinition) -> None:
             f"{getattr(existing, '__module__', '?')}.{getattr(existing, '__qualname__', '?')}; "
             "rename one of them"
         )
-    app.task(
+    decorate: Callable[[Callable[..., Any]], Any] = app.task(
         name=definition.name,
         base=HexaTask,
         shared=False,
@@ -70,14 +71,15 @@ def register_task(app: Celery, definition: TaskDefinition) -> None:
         hexa_timeout=definition.timeout,
         hexa_async=definition.is_async,
         **_celery_options(definition),
-    )(entry_point(definition))
+    )
+    decorate(entry_point(definition))
 
 
 def _connect_signals() -> None:
     signals.setup_logging.connect(_setup_logging, weak=False, dispatch_uid="hexa.logging")
     signals.worker_ready.connect(_ready, weak=False, dispatch_uid="hexa.ready")
-    for signal in (signals.worker_process_shutdown, signals.worker_shutdown):
-        signal.connect(_stop_bridge, weak=False, dispatch_uid=f"hexa.bridge.{signal.name}")
+    signals.worker_process_shutdown.connect(_stop_bridge, weak=False, dispatch_uid="hexa.bridge.p")
+    signals.worker_shutdown.connect(_stop_bridge, weak=False, dispatch_uid="hexa.bridge.w")
 
 
 def _setup_logging(loglevel: Any = "INFO", **_: Any) -> None:
@@ -92,20 +94,25 @@ def _stop_bridge(**_: Any) -> None:
     bridge.stop()
 
 
-def _log_report(app: Celery, found: list[TaskDefinition]) -> None:
+def _log_report(app: HexaCelery, found: list[TaskDefinition]) -> None:
     settings: Settings = app.hexa_settings
     log.info("worker.connection", **settings.describe())
     services = sorted({d.service for d in found})
     log.info("discovery.services", count=len(services), services=services)
     for definition in found:
-        log.info("task.registered", name=definition.name, line=task_line(definition),
-                 is_async=definition.is_async, retry=definition.retry_summary or None)
+        log.info(
+            "task.registered",
+            name=definition.name,
+            line=task_line(definition),
+            is_async=definition.is_async,
+            retry=definition.retry_summary or None,
+        )
     log.info("discovery.total", tasks=len(found))
 
 
 def create_celery_worker(
     locator: ServiceLocator = service_locator, settings: Settings | None = None
-) -> Celery:
+) -> HexaCelery:
     """The seed's `create_celery_worker()`: every `*_tasks` service becomes Celery tasks.
 
     Task name: the service name without its `_tasks` suffix, a dot, and the dict key.

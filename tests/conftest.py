@@ -55,11 +55,13 @@ def project(tmp_path: Path) -> Callable[..., Path]:
     def make(*extra: Path) -> Path:
         root = tmp_path / "project"
         if not root.exists():
-            shutil.copytree(REPO / "modules", root / "modules",
-                            ignore=shutil.ignore_patterns("__pycache__"))
+            shutil.copytree(
+                REPO / "modules", root / "modules", ignore=shutil.ignore_patterns("__pycache__")
+            )
         for folder in extra:
-            shutil.copytree(folder, root / "modules" / folder.name,
-                            ignore=shutil.ignore_patterns("__pycache__"))
+            shutil.copytree(
+                folder, root / "modules" / folder.name, ignore=shutil.ignore_patterns("__pycache__")
+            )
         return root
 
     return make
@@ -70,10 +72,21 @@ def start_worker() -> Iterator[StartWorker]:
     """Start `hexa worker` processes; every one is stopped at the end of the test."""
     started: list[WorkerProcess] = []
 
-    def start(cwd: Path, env: dict[str, str], args: Sequence[str] = (),
-              ready: bool = True, command: str = "worker") -> WorkerProcess:
-        worker = WorkerProcess(cwd, env, [*args, f"--hostname={unique('w')}@%h"]
-                               if command in ("worker", "celery-apps") else args, command)
+    def start(
+        cwd: Path,
+        env: dict[str, str],
+        args: Sequence[str] = (),
+        ready: bool = True,
+        command: str = "worker",
+    ) -> WorkerProcess:
+        worker = WorkerProcess(
+            cwd,
+            env,
+            [*args, f"--hostname={unique('w')}@%h"]
+            if command in ("worker", "celery-apps")
+            else args,
+            command,
+        )
         started.append(worker)
         return worker.wait_ready() if ready else worker
 

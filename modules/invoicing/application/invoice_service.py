@@ -12,7 +12,9 @@ class InvoiceEmitter:
     """Emits invoices; the seed's example sleeps to stand in for real work."""
 
     def __init__(self, seconds: float | None = None) -> None:
-        self.seconds = float(os.environ.get("INVOICING_EMIT_SECONDS", "0.05")) if seconds is None else seconds
+        self.seconds = (
+            float(os.environ.get("INVOICING_EMIT_SECONDS", "0.05")) if seconds is None else seconds
+        )
 
     def emit(self, invoice_id: int | None = None) -> str:
         time.sleep(self.seconds)

@@ -12,7 +12,9 @@ class YiqiClient:
 
     _numbers = itertools.count(1)
 
-    async def create_invoice(self, purchase_invoice: dict[str, object], company_id: int) -> dict[str, object]:
+    async def create_invoice(
+        self, purchase_invoice: dict[str, object], company_id: int
+    ) -> dict[str, object]:
         await anyio.sleep(0.01)  # stands in for the HTTP call
         return {
             "erp_invoice": next(self._numbers),
