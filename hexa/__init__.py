@@ -19,7 +19,7 @@ from hexa._exceptions import (
 from hexa._locator import ServiceLocator, service_locator
 from hexa._modules import DiscoveryReport, Module, ModuleRegistry, discover_modules
 from hexa._registry import Registry, registry
-from hexa._result import TaskResult
+from hexa._result import ResultNotStoredError, TaskResult
 from hexa._retry import Backoff, FixedDelay, RetryPolicy, celery_retry_options, retry_delay
 from hexa._settings import Settings
 from hexa._spec import TaskSpec
@@ -45,6 +45,7 @@ __all__ = [
     "ModuleImportError",
     "ModuleRegistry",
     "Registry",
+    "ResultNotStoredError",
     "RetryPolicy",
     "ServiceLocator",
     "ServiceNotFoundError",

@@ -1,15 +1,190 @@
-"""Publishing: the one place a message leaves the process."""
+"""Publishing: the one place a message leaves the process.
+
+Celery's `send_task` redoes, for every message, work whose answer never changes for one task
+and one queue (routing, queue lookup, declaring the queue through a retrying wrapper), and
+with the Redis result backend it subscribes to the result's channel at publish time: about
+45 % of the publish cost, and after a burst the backlog of subscription replies stalls the
+next `.get()` for up to a second. Here routing is resolved once per task and queue, and the
+result handle subscribes only when someone waits for it. The message itself is still made
+by Celery's `create_task_message` and sent by its `send_task_message`: plain Celery protocol
+that any Celery worker accepts, with `before_task_publish`/`after_task_publish` firing.
+"""
 
 from __future__ import annotations
 
+import inspect
+import os
+import threading
+import weakref
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 from celery import Celery
+from celery.app.routes import MapRoute
+from celery.backends.base import BaseBackend
+from celery.backends.redis import RedisBackend
+from celery.utils.nodenames import anon_nodename
+from celery.utils.saferepr import saferepr
+from celery.utils.time import maybe_make_aware
+from kombu import Queue
+from kombu.utils.uuid import uuid
 
 from hexa._app import current_app
 from hexa._options import SendOptions
 from hexa._result import TaskResult
+
+
+def stores_result(signature: inspect.Signature) -> bool:
+    """False for a function annotated `-> None`: it has nothing worth storing or waiting for."""
+    return signature.return_annotation not in (None, "None")
+
+
+def _needs_task_call_hook(backend: Any) -> bool:
+    """Whether publishing must tell the backend (the RPC backend declares its reply queue).
+
+    Redis only subscribes early there, which `TaskResult` does on demand instead.
+    """
+    if isinstance(backend, RedisBackend):
+        return False
+    return type(backend).on_task_call is not BaseBackend.on_task_call
+
+
+def _args_depend_on_call(app: Celery) -> bool:
+    """A router function may look at the arguments; plain `task_routes` mappings never do."""
+    return not all(isinstance(route, MapRoute) for route in app.amqp.routes)
+
+
+class Publisher:
+    """What one app needs to publish, worked out once and kept for the app's life."""
+
+    def __init__(self, app: Celery) -> None:
+        self.app = app
+        self._routes: dict[tuple[str, str | None], dict[str, Any]] = {}
+        self._lock = threading.Lock()
+        self._origin = ("", 0)
+        conf = app.conf
+        self._sent_event = bool(conf.task_send_sent_event)
+        self._inherit_priority = bool(conf.task_inherit_parent_priority)
+        self._repr_levels = conf.task_repr_maxlevels
+        self._call_hook = _needs_task_call_hook(app.backend)
+        self._dynamic_routes = _args_depend_on_call(app)
+
+    def route(
+        self, name: str, queue: str | None, args: Sequence[Any], kwargs: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """Celery's routing answer (queue, exchange, routing key) for this task and queue."""
+        key = (name, queue)
+        cached = self._routes.get(key)
+        if cached is None or self._dynamic_routes:
+            options = {"queue": queue} if queue else {}
+            cached = self.app.amqp.router.route(options, name, tuple(args), dict(kwargs), None)
+            with self._lock:
+                self._routes[key] = cached
+        return cached
+
+    def origin(self) -> str:
+        """`gen<pid>@<host>`, as Celery writes it; recomputed in a forked child."""
+        pid = os.getpid()
+        if self._origin[1] != pid:
+            self._origin = (anon_nodename(), pid)
+        return self._origin[0]
+
+    def publish(
+        self,
+        name: str,
+        args: Sequence[Any],
+        kwargs: Mapping[str, Any],
+        options: SendOptions,
+        default_queue: str | None = None,
+        store_result: bool = True,
+    ) -> TaskResult[Any]:
+        """Make and send one task message; returns before any result subscription."""
+        app, amqp = self.app, self.app.amqp
+        task_id = uuid()
+        route = dict(self.route(name, options.queue or default_queue, args, kwargs))
+        root_id = parent_id = None
+        parent = app.current_worker_task
+        if parent is not None:
+            root_id = parent.request.root_id or parent.request.id
+            parent_id = parent.request.id
+            if self._inherit_priority and options.priority is None:
+                route["priority"] = (parent.request.delivery_info or {}).get("priority")
+        if options.priority is not None:
+            route["priority"] = options.priority
+        if options.expires is not None:
+            route["expiration"] = self._expiration(options.expires)
+        message = amqp.create_task_message(
+            task_id,
+            name,
+            list(args),
+            dict(kwargs),
+            countdown=options.countdown,
+            eta=options.eta,
+            expires=options.expires,
+            reply_to=app.thread_oid,
+            create_sent_event=self._sent_event,
+            root_id=root_id,
+            parent_id=parent_id,
+            origin=self.origin(),
+            ignore_result=not store_result,
+            argsrepr=saferepr(args, amqp.argsrepr_maxsize, maxlevels=self._repr_levels),
+            kwargsrepr=saferepr(kwargs, amqp.kwargsrepr_maxsize, maxlevels=self._repr_levels),
+        )
+        self._send(name, task_id, message, route, store_result)
+        result: TaskResult[Any] = TaskResult(task_id, app, task_name=name, stored=store_result)
+        if parent is not None:
+            parent.add_trail(result.celery_result)
+        return result
+
+    def _send(
+        self,
+        name: str,
+        task_id: str,
+        message: Any,
+        route: dict[str, Any],
+        store_result: bool,
+    ) -> None:
+        app = self.app
+        with (
+            app.producer_or_acquire() as producer,
+            producer.connection._reraise_as_library_errors(),
+        ):
+            if store_result and self._call_hook:
+                app.backend.on_task_call(producer, task_id)
+            queue = route.get("queue")
+            if isinstance(queue, Queue) and _declared(producer, queue):
+                route["declare"] = []  # kombu would copy and re-check it on every call
+            app.amqp.send_task_message(producer, name, message, **route)
+
+    def _expiration(self, expires: float | datetime) -> float:
+        """Seconds until `expires` as the broker's message TTL (0 when already past)."""
+        if isinstance(expires, datetime):
+            now = self.app.now()
+            seconds = (maybe_make_aware(expires) - now).total_seconds()
+        else:
+            seconds = float(expires)
+        return max(seconds, 0.0)
+
+
+def _declared(producer: Any, queue: Queue) -> bool:
+    """True once kombu declared `queue` on this connection (its own cache, by hash)."""
+    return hash(queue) in producer.connection.declared_entities
+
+
+_publishers: weakref.WeakKeyDictionary[Celery, Publisher] = weakref.WeakKeyDictionary()
+_publishers_lock = threading.Lock()
+
+
+def publisher(app: Celery) -> Publisher:
+    """The app's `Publisher`, made on first use."""
+    found = _publishers.get(app)
+    if found is None:
+        with _publishers_lock:
+            found = _publishers.get(app)
+            if found is None:
+                found = _publishers[app] = Publisher(app)
+    return found
 
 
 def publish(
@@ -19,11 +194,9 @@ def publish(
     options: SendOptions,
     default_queue: str | None = None,
     app: Celery | None = None,
+    store_result: bool = True,
 ) -> TaskResult[Any]:
     """Publish a checked call as a plain Celery message any Celery worker accepts."""
-    celery_options = options.for_celery()
-    if default_queue and "queue" not in celery_options:
-        celery_options["queue"] = default_queue
-    app = app or current_app()
-    async_result = app.send_task(name, args=list(args), kwargs=dict(kwargs), **celery_options)
-    return TaskResult(async_result)
+    return publisher(app or current_app()).publish(
+        name, args, kwargs, options, default_queue, store_result
+    )

@@ -1,4 +1,9 @@
-"""`TaskResult[R]`: a typed handle on a published task's outcome."""
+"""`TaskResult[R]`: a typed handle on a published task's outcome.
+
+The handle is cheap: it holds the task id and subscribes to (or reads) the result only when
+someone asks for it, so a burst of `.send()` calls costs no result-backend round trips and the
+first `.get()` after the burst does not queue behind hundreds of subscriptions.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +12,16 @@ from typing import Any, Generic, TypeVar, cast
 
 import anyio
 import anyio.to_thread
+from celery import Celery
 from celery.result import AsyncResult
 
+from hexa._exceptions import HexaError
+
 R = TypeVar("R")
+
+
+class ResultNotStoredError(HexaError):
+    """`.get()` on a task that stores no result (annotated `-> None`): nothing will arrive."""
 
 
 class TaskResult(Generic[R]):
@@ -19,26 +31,69 @@ class TaskResult(Generic[R]):
     worker thread so an event loop keeps serving while the task runs.
     """
 
-    __slots__ = ("_async_result",)
+    __slots__ = ("_app", "_async_result", "_id", "_stored", "_task_name")
 
-    def __init__(self, async_result: AsyncResult[Any]) -> None:
-        self._async_result = async_result
+    def __init__(
+        self,
+        task: AsyncResult[Any] | str,
+        app: Celery | None = None,
+        *,
+        task_name: str | None = None,
+        stored: bool = True,
+    ) -> None:
+        self._app = app
+        if isinstance(task, AsyncResult):
+            self._async_result: AsyncResult[Any] | None = task
+            self._id = str(task.id)
+        else:
+            self._async_result, self._id = None, task
+        self._task_name = task_name
+        self._stored = stored
 
     @property
     def id(self) -> str:
-        return str(self._async_result.id)
+        return self._id
+
+    @property
+    def stored(self) -> bool:
+        """False when the task stores no result (annotated `-> None`); `get()` then raises."""
+        return self._stored
+
+    @property
+    def celery_result(self) -> AsyncResult[Any]:
+        """The underlying Celery `AsyncResult`, for Celery APIs that want one (made on demand)."""
+        if self._async_result is None:
+            if self._app is None:
+                self._async_result = AsyncResult(self._id)
+            else:
+                self._async_result = self._app.AsyncResult(self._id)
+        return self._async_result
 
     @property
     def status(self) -> str:
-        """PENDING, STARTED, RETRY, SUCCESS or FAILURE (Celery's states)."""
-        return cast(str, self._async_result.status)
+        """PENDING, STARTED, RETRY, SUCCESS or FAILURE (Celery's states).
+
+        A task that stores no result stays PENDING here even after it ran.
+        """
+        return cast(str, self.celery_result.status)
 
     def ready(self) -> bool:
-        return bool(self._async_result.ready())
+        return bool(self.celery_result.ready())
 
     def get(self, timeout: float | None = None, *, propagate: bool = True) -> R:
-        """The task's return value; re-raises its exception when it failed."""
-        return cast(R, self._async_result.get(timeout=timeout, propagate=propagate))
+        """The task's return value; re-raises its exception when it failed.
+
+        Raises `ResultNotStoredError` at once for a task annotated `-> None` (it stores no
+        result, so waiting would never end).
+        """
+        if not self._stored:
+            name = self._task_name or "this task"
+            raise ResultNotStoredError(
+                f"{name} (task id {self._id}) is annotated `-> None`, so hexa publishes it "
+                "without storing a result and there is nothing to wait for; declare a return "
+                "type (e.g. `-> bool`) and return a value to be able to wait for it"
+            )
+        return cast(R, self.celery_result.get(timeout=timeout, propagate=propagate))
 
     async def wait(self, timeout: float | None = None) -> R:
         """Like `get()`, without blocking the caller's event loop."""
@@ -47,10 +102,6 @@ class TaskResult(Generic[R]):
     def __await__(self) -> Generator[Any, None, R]:
         return self.wait().__await__()
 
-    @property
-    def celery_result(self) -> AsyncResult[Any]:
-        """The underlying Celery `AsyncResult`, for Celery APIs that want one."""
-        return self._async_result
-
     def __repr__(self) -> str:
-        return f"<TaskResult {self.id}>"
+        suffix = "" if self._stored else " (no result stored)"
+        return f"<TaskResult {self._id}{suffix}>"

@@ -11,7 +11,7 @@ import anyio.to_thread
 import attrs
 
 from hexa._arguments import bind_arguments, check_json
-from hexa._dispatch import publish
+from hexa._dispatch import publish, stores_result
 from hexa._options import SendOptions
 from hexa._result import TaskResult
 from hexa._spec import TaskSpec
@@ -48,7 +48,10 @@ class BaseTask(Generic[P, R]):
         """Check the arguments against the signature, then publish. Returns at once."""
         bind_arguments(self.name, self.spec.signature, args, kwargs)
         check_json(self.name, args, kwargs)
-        return publish(self.name, args, kwargs, self._options, self.spec.queue)
+        stored = stores_result(self.spec.signature)  # `-> None`: nothing to store or wait for
+        return publish(
+            self.name, args, kwargs, self._options, self.spec.queue, store_result=stored
+        )
 
     async def send_async(self, *args: P.args, **kwargs: P.kwargs) -> TaskResult[R]:
         """`send()` for async callers: publishes from a worker thread, not on the loop."""

@@ -8,7 +8,7 @@ from typing import Any
 
 from hexa._arguments import bind_arguments, check_json
 from hexa._definitions import TaskDefinition
-from hexa._dispatch import publish
+from hexa._dispatch import publish, stores_result
 from hexa._exceptions import UnknownTaskError, did_you_mean
 from hexa._options import SendOptions, refuse_unknown_options
 from hexa._result import TaskResult
@@ -46,7 +46,8 @@ class TasksService:
         bind_arguments(name, definition.signature, args, kwargs)
         check_json(name, args, kwargs)
         options = SendOptions(countdown, eta, expires, priority, queue)
-        return publish(name, args, kwargs, options, definition.queue)
+        stored = stores_result(definition.signature)
+        return publish(name, args, kwargs, options, definition.queue, store_result=stored)
 
     def __repr__(self) -> str:
         return f"<TasksService tasks={len(self._definitions)}>"

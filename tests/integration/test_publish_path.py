@@ -1,0 +1,145 @@
+"""hexa's publish fast path on the real RabbitMQ + Redis, consumed by a plain Celery worker.
+
+`.send()` skips `send_task`'s per-message routing and its eager result subscription; these
+tests pin what must not change because of that: the message is plain Celery protocol, the
+publish signals fire, results still arrive, and a `-> None` task says it stores nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from celery import Celery, signals
+
+from hexa import ResultNotStoredError, TaskResult, module_task
+from tests.support.services import unique
+
+pytestmark = pytest.mark.integration
+
+PLAIN_APP = textwrap.dedent(
+    """
+    import os
+    from pathlib import Path
+    from celery import Celery
+
+    # Celery's own defaults: nothing hexa configures, to prove the message is plain protocol.
+    app = Celery("plain", broker=os.environ["RABBITMQ_URL"], backend=os.environ["REDIS_URL"])
+
+    @app.task(name="publish_path.add")
+    def add(a, b):
+        return a + b
+
+    @app.task(name="publish_path.touch")
+    def touch(path):
+        Path(path).write_text("ran")
+    """
+)
+
+
+@module_task(module="publish_path")
+def add(a: int, b: int) -> int:
+    return a + b
+
+
+@module_task(module="publish_path")
+def touch(path: str) -> None:
+    Path(path).write_text("ran")
+
+
+@pytest.fixture
+def plain_worker(
+    tmp_path: Path, real_env: dict[str, str], hexa_client: Celery
+) -> Iterator[subprocess.Popen[bytes]]:
+    """A `celery worker` that knows nothing of hexa, on this test's queue."""
+    (tmp_path / "plain_app.py").write_text(PLAIN_APP)
+    env = {**os.environ, **real_env, "PYTHONPATH": str(tmp_path)}
+    argv = [sys.executable, "-m", "celery", "-A", "plain_app", "worker", "--pool=solo"]
+    argv += [f"--queues={real_env['HEXA_DEFAULT_QUEUE']}", f"--hostname={unique('plain')}@%h"]
+    argv += ["--without-mingle", "--without-gossip", "--loglevel=WARNING"]
+    proc = subprocess.Popen(
+        argv,
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    yield proc
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(15)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(5)
+
+
+def _subscriptions(app: Celery) -> set[Any]:
+    return set(getattr(app.backend.result_consumer, "subscribed_to", set()))
+
+
+class TestPublishPath:
+    def test_plain_celery_worker_runs_hexa_messages(
+        self, plain_worker: subprocess.Popen[bytes], hexa_client: Celery
+    ) -> None:
+        result = add.send(2, 3)
+        assert isinstance(result, TaskResult)
+        assert result.get(timeout=30) == 5
+        assert result.status == "SUCCESS"
+        assert plain_worker.poll() is None
+
+    def test_publish_signals_fire_with_the_message(self, hexa_client: Celery) -> None:
+        seen: list[tuple[str, Any, Any]] = []
+
+        def before(sender: Any = None, headers: Any = None, **_: Any) -> None:
+            seen.append(("before", sender, headers["id"]))
+
+        def after(sender: Any = None, headers: Any = None, **_: Any) -> None:
+            seen.append(("after", sender, headers["id"]))
+
+        signals.before_task_publish.connect(before, weak=False)
+        signals.after_task_publish.connect(after, weak=False)
+        try:
+            result = add.send(1, 1)
+        finally:
+            signals.before_task_publish.disconnect(before)
+            signals.after_task_publish.disconnect(after)
+        name = "publish_path.add"
+        assert seen == [("before", name, result.id), ("after", name, result.id)]
+
+    def test_burst_subscribes_nothing_and_get_returns(
+        self, plain_worker: subprocess.Popen[bytes], hexa_client: Celery
+    ) -> None:
+        results = [add.send(i, 1) for i in range(500)]
+        # Celery's send_task would hold 500 result subscriptions here.
+        assert _subscriptions(hexa_client) == set()
+        assert results[0].get(timeout=30) == 1
+        assert results[-1].get(timeout=30) == 500
+        assert len({r.id for r in results}) == 500
+
+    def test_none_task_stores_nothing_and_says_so(
+        self, plain_worker: subprocess.Popen[bytes], hexa_client: Celery, tmp_path: Path
+    ) -> None:
+        marker = tmp_path / "touched"
+        result = touch.send(str(marker))
+        assert result.stored is False
+        with pytest.raises(ResultNotStoredError, match=r"publish_path\.touch.*-> None"):
+            result.get(timeout=30)
+        # The solo worker runs messages in order: once this one is done, touch is too.
+        assert add.send(0, 0).get(timeout=30) == 0
+        deadline = time.monotonic() + 10
+        while not marker.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert marker.read_text() == "ran"
+        backend = hexa_client.backend
+        assert backend.get(backend.get_key_for_task(result.id)) is None
