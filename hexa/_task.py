@@ -49,9 +49,7 @@ class BaseTask(Generic[P, R]):
         bind_arguments(self.name, self.spec.signature, args, kwargs)
         check_json(self.name, args, kwargs)
         stored = stores_result(self.spec.signature)  # `-> None`: nothing to store or wait for
-        return publish(
-            self.name, args, kwargs, self._options, self.spec.queue, store_result=stored
-        )
+        return publish(self.name, args, kwargs, self._options, self.spec.queue, store_result=stored)
 
     async def send_async(self, *args: P.args, **kwargs: P.kwargs) -> TaskResult[R]:
         """`send()` for async callers: publishes from a worker thread, not on the loop."""
