@@ -22,9 +22,14 @@ test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check hexa modules tests examples
+	$(BIN)/ruff check hexa modules tests examples benchmarks
 	$(BIN)/mypy hexa
 	$(BIN)/mypy --strict --warn-unused-ignores tests/typing
+
+# hexa against raw Celery on real workers (RabbitMQ + Redis): docs/benchmarks.md and .png.
+# QUICK=1: small blocks, under a minute, written to build/bench-quick/ (CI runs it).
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks $(if $(QUICK),--quick)
 
 clean:
 	rm -rf $(VENV) .hexa .mypy_cache .pytest_cache .ruff_cache

@@ -32,8 +32,10 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "broker_transport_options": settings.broker_transport_options,
         "task_default_queue": settings.default_queue,
         "result_expires": 24 * 3600,
-        # Workers emit task events so `celery events` and Flower see them.
-        "worker_send_task_events": True,
+        # No task events by default: three extra messages per task (a third of a no-op's
+        # worker CPU), and on the threads pool a pool thread waiting for an event's publisher
+        # confirm can deadlock the worker. Flower turns them on at run time when it watches.
+        "worker_send_task_events": False,
         "task_send_sent_event": False,
         "worker_hijack_root_logger": False,
         "worker_redirect_stdouts": False,

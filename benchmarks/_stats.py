@@ -1,0 +1,101 @@
+"""Ratios of alternating blocks, each with the A/A ratio that shows the noise floor."""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+def percentile(samples: Sequence[float], q: float) -> float:
+    """Nearest-rank percentile (q in 0..100) of the samples."""
+    ordered = sorted(samples)
+    if not ordered:
+        return float("nan")
+    rank = max(1, min(len(ordered), round(q / 100 * len(ordered) + 0.5)))
+    return ordered[rank - 1]
+
+
+@dataclass
+class Row:
+    """One line of the table: hexa (or the arm named) against raw Celery, with its A/A floor."""
+
+    scenario: str
+    metric: str
+    unit: str
+    raw: float
+    hexa: float
+    ratio: float
+    rounds: list[float] = field(default_factory=list)
+    aa: float | None = None
+    aa_rounds: list[float] = field(default_factory=list)
+    target: str = ""
+    met: bool | None = None
+    note: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def spread(values: Sequence[float]) -> str:
+    if not values:
+        return ""
+    return f"{min(values):.2f}-{max(values):.2f}"
+
+
+Samples = Sequence[tuple[float, float]]  # per round: (cost in seconds, units done)
+
+
+def _value(samples: Samples, scale: float, rate: bool) -> float:
+    cost, units = sum(c for c, _ in samples), sum(u for _, u in samples)
+    if not cost or not units:
+        return float("nan")
+    return units / cost if rate else cost / units * scale
+
+
+def _rounds(a: Samples, b: Samples, scale: float, rate: bool) -> list[float]:
+    return [_value([x], scale, rate) / _value([y], scale, rate) for x, y in zip(a, b, strict=False)]
+
+
+def compare(
+    scenario: str,
+    metric: str,
+    unit: str,
+    hexa: Samples,
+    raw: Samples,
+    raw2: Samples | None = None,
+    *,
+    scale: float = 1e6,
+    rate: bool = False,
+    target: tuple[str, float] | None = None,
+    note: str = "",
+) -> Row:
+    """A row from per-round (cost, units) samples of each arm, run in alternating blocks.
+
+    The value is cost per unit x `scale` (e.g. CPU us per task) or, with `rate`, units per
+    second of cost (throughput). `target` is (">=" or "<=", bound) on hexa/raw.
+    """
+    raw_value = _value(raw, scale, rate)
+    row = Row(
+        scenario=scenario,
+        metric=metric,
+        unit=unit,
+        raw=raw_value,
+        hexa=_value(hexa, scale, rate),
+        ratio=_value(hexa, scale, rate) / raw_value,
+        rounds=_rounds(hexa, raw, scale, rate),
+        note=note,
+    )
+    if raw2 is not None:
+        row.aa = _value(raw2, scale, rate) / raw_value
+        row.aa_rounds = _rounds(raw2, raw, scale, rate)
+    if target is not None:
+        op, bound = target
+        row.target = f"{op} {bound:g}x"
+        row.met = row.ratio <= bound if op == "<=" else row.ratio >= bound
+    return row
+
+
+def median(values: Sequence[float]) -> float:
+    return statistics.median(values) if values else float("nan")

@@ -1,0 +1,84 @@
+"""What the OS knows: CPU time of a worker's whole process group, and the machine's facts."""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+from pathlib import Path
+
+PROC = Path("/proc")
+
+
+def _pgrp(pid_dir: Path) -> int | None:
+    try:
+        stat = (pid_dir / "stat").read_text()
+    except OSError:
+        return None
+    # pid (comm) state ppid pgrp ...: comm may hold spaces and parentheses.
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return int(fields[2])
+
+
+def _threads_cpu_ns(pid_dir: Path) -> int:
+    """Time on CPU of every thread of one process, in ns (schedstat, not 10 ms ticks)."""
+    total = 0
+    try:
+        tasks = list((pid_dir / "task").iterdir())
+    except OSError:
+        return 0
+    for task in tasks:
+        try:
+            total += int((task / "schedstat").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            continue
+    return total
+
+
+def group_cpu_seconds(pgid: int) -> float:
+    """CPU seconds used so far by the live processes of process group `pgid`.
+
+    A worker runs in its own session, so its group is the main process and its pool children.
+    """
+    total = 0
+    for pid_dir in PROC.iterdir():
+        if pid_dir.name.isdigit() and _pgrp(pid_dir) == pgid:
+            total += _threads_cpu_ns(pid_dir)
+    return total / 1e9
+
+
+def client_cpu_seconds() -> float:
+    """CPU seconds of this process (all its threads), from the OS clock."""
+    return time.process_time()
+
+
+def _cpu_model() -> str:
+    try:
+        for line in (PROC / "cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _memory_gb() -> float:
+    try:
+        for line in (PROC / "meminfo").read_text().splitlines():
+            if line.startswith("MemTotal"):
+                return round(int(line.split()[1]) / 1024 / 1024, 1)
+    except OSError:
+        pass
+    return 0.0
+
+
+def machine_facts() -> dict[str, str]:
+    """CPU, cores, memory, OS, Python and load: printed above every table."""
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    return {
+        "cpu": f"{_cpu_model()} ({os.cpu_count()} cores visible)",
+        "memory": f"{_memory_gb()} GB",
+        "os": f"{platform.system()} {platform.release()}",
+        "python": platform.python_version(),
+        "load average at start": load,
+    }
