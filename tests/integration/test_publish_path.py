@@ -100,9 +100,11 @@ class TestPublishPath:
 
     def test_publish_signals_fire_with_the_message(self, hexa_client: Celery) -> None:
         seen: list[tuple[str, Any, Any]] = []
+        flags: list[bool] = []
 
         def before(sender: Any = None, headers: Any = None, **_: Any) -> None:
             seen.append(("before", sender, headers["id"]))
+            flags.append(headers["ignore_result"])
 
         def after(sender: Any = None, headers: Any = None, **_: Any) -> None:
             seen.append(("after", sender, headers["id"]))
@@ -111,11 +113,16 @@ class TestPublishPath:
         signals.after_task_publish.connect(after, weak=False)
         try:
             result = add.send(1, 1)
+            touch.send("/nonexistent/never-run")
         finally:
             signals.before_task_publish.disconnect(before)
             signals.after_task_publish.disconnect(after)
         name = "publish_path.add"
-        assert seen == [("before", name, result.id), ("after", name, result.id)]
+        assert seen[:2] == [("before", name, result.id), ("after", name, result.id)]
+        touched = "publish_path.touch"
+        assert [s[:2] for s in seen[2:]] == [("before", touched), ("after", touched)]
+        # the message tells any worker: store a result for add, none for the `-> None` task
+        assert flags == [False, True]
 
     def test_burst_subscribes_nothing_and_get_returns(
         self, plain_worker: subprocess.Popen[bytes], hexa_client: Celery
