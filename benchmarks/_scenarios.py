@@ -34,12 +34,13 @@ class Plan:
     """How much work each measurement does: `quick` for CI, full for the committed table."""
 
     quick: bool
-    rounds: int = 4
+    rounds: int = 6
     block: int = 400  # tasks per block, sync no-op
     publish_block: int = 300
     latency: int = 60  # sequential round trips per arm and round
     io_hexa: int = 1000
-    io_seed: int = 150
+    io_seed: int = 1000  # ~30 s at the seed's pace: one round only
+    io_rounds: int = 1
     light_block: int = 300
     start_rounds: int = 3
     big_modules: int = 100
@@ -495,7 +496,7 @@ def async_io(bench: Bench) -> None:
         Arm("seed2", raw_sender(clients[raw_b], "bench.io_sleep"), raw_b),
     ]
     counts = {"seed": plan.io_seed, "hexa": plan.io_hexa, "seed2": plan.io_seed}
-    for arm in rotations(arms, max(1, plan.rounds // 2)):
+    for arm in rotations(arms, plan.io_rounds):
         _throughput_block(bench, arm, counts[arm.name])
     seed, hexa_arm, seed2 = arms
     bench.rows.append(
