@@ -7,6 +7,7 @@ import json
 import os
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from celery.result import AsyncResult
@@ -17,6 +18,7 @@ from hexa._locator import service_locator
 from hexa._logging import configure_logging
 from hexa._modules import TASKS_SERVICE, DiscoveryReport, ModuleRegistry, discover_modules
 from hexa._settings import Settings
+from hexa._stubs import DEFAULT_STUBS_PATH, is_stale, render_stubs
 from hexa._worker import create_celery_worker, task_line
 
 
@@ -103,6 +105,24 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_stubs(args: argparse.Namespace) -> int:
+    app, _ = discover()
+    text = render_stubs(app.hexa_definitions)
+    if args.out == "-":
+        print(text, end="")
+        return 0
+    path = Path(args.out)
+    if args.check:
+        if is_stale(path, text):
+            print(f"hexa: {path} is stale; run: hexa stubs --out {path}", file=sys.stderr)
+            return 1
+        print(f"{path} is up to date")
+        return 0
+    path.write_text(text, encoding="utf-8")
+    print(f"wrote {path} ({len(app.hexa_definitions)} tasks)")
+    return 0
+
+
 def _add_worker(commands: Any, name: str, help_text: str) -> None:
     worker = commands.add_parser(name, help=help_text, description=help_text)
     worker.add_argument("--queues", "-Q", help="comma-separated queues to consume")
@@ -138,6 +158,13 @@ def parser() -> argparse.ArgumentParser:
     status = commands.add_parser("status", help="show a task's state and result")
     status.add_argument("task_id")
     status.set_defaults(func=cmd_status)
+
+    stubs = commands.add_parser("stubs", help="write typed clients of every task to one module")
+    stubs.add_argument(
+        "--out", default=str(DEFAULT_STUBS_PATH), help=f"default: {DEFAULT_STUBS_PATH}; - = stdout"
+    )
+    stubs.add_argument("--check", action="store_true", help="exit 1 when --out is stale (CI)")
+    stubs.set_defaults(func=cmd_stubs)
     return root
 
 

@@ -12,6 +12,8 @@ from hexa._exceptions import DispatchError
 
 #: The seed's list of valid `send_task` options.
 SEND_TASK_OPTIONS = ("args", "kwargs", "countdown", "eta", "expires", "priority", "queue")
+#: What `.with_options()` takes: the same, minus the call's own arguments.
+WITH_OPTIONS = SEND_TASK_OPTIONS[2:]
 _RETRY_WORDS = {"retries", "retry_policy", "max_retries", "retry", "autoretry_for", "retry_backoff"}
 
 
@@ -49,14 +51,20 @@ class SendOptions:
         return {k: v for k, v in attrs.asdict(self, recurse=False).items() if v is not None}
 
 
-def refuse_unknown_options(task_name: str, options: Mapping[str, Any]) -> None:
-    """Raise `DispatchError` for options `send_task` must not take."""
+def refuse_unknown_options(
+    task_name: str, options: Mapping[str, Any], method: str = "send_task"
+) -> None:
+    """Raise `DispatchError` for options `send_task` (or `with_options`) must not take."""
     if not options:
         return
     given = ", ".join(f"{key}=" for key in sorted(options))
     why = ""
     if _RETRY_WORDS & options.keys():
-        why = " retry policy is set where the task is declared (@module_task(retry=...));"
+        why = (
+            " retry policy is declared on the task (@module_task(retry=Backoff(...)) or the"
+            " 'config' of its *_tasks entry), not per call;"
+        )
+    valid = SEND_TASK_OPTIONS if method == "send_task" else WITH_OPTIONS
     raise DispatchError(
-        f"send_task({task_name!r}) got {given};{why} valid options: " + ", ".join(SEND_TASK_OPTIONS)
+        f"{method}({task_name!r}) got {given};{why} valid options: " + ", ".join(valid)
     )
