@@ -31,7 +31,28 @@ def bind_arguments(
         signature.bind(*args, **kwargs)
     except TypeError as error:
         hint = _misnamed(signature, kwargs, str(error))
-        raise TypeError(f"{task_name}{signature}: {error}{hint}") from None
+        raise TypeError(f"{task_name}{readable(signature)}: {error}{hint}") from None
+
+
+class _Source(str):
+    """An annotation kept as a string (`from __future__ import annotations`), shown unquoted."""
+
+    def __repr__(self) -> str:
+        return str(self)
+
+
+def readable(signature: inspect.Signature) -> str:
+    """`(invoice_id: int | None = None) -> str`, whether annotations are strings or types."""
+
+    def plain(annotation: Any) -> Any:
+        return _Source(annotation) if isinstance(annotation, str) else annotation
+
+    parameters = [p.replace(annotation=plain(p.annotation)) for p in signature.parameters.values()]
+    return str(
+        signature.replace(
+            parameters=parameters, return_annotation=plain(signature.return_annotation)
+        )
+    )
 
 
 def _misnamed(signature: inspect.Signature, kwargs: Mapping[str, Any], message: str) -> str:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from hexa import Module
 from modules.typed_calls import tasks
+
+from hexa import Module
 
 
 class TypedCallsModule(Module):
