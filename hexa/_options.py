@@ -17,9 +17,25 @@ WITH_OPTIONS = SEND_TASK_OPTIONS[2:]
 _RETRY_WORDS = {"retries", "retry_policy", "max_retries", "retry", "autoretry_for", "retry_backoff"}
 
 
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 def _non_negative(_: object, attribute: attrs.Attribute[Any], value: float | None) -> None:
+    if value is not None and not _is_number(value):
+        raise DispatchError(f"{attribute.name}={value!r}: give seconds as a number, e.g. 30")
     if value is not None and value < 0:
         raise DispatchError(f"{attribute.name}={value!r}: must be >= 0 seconds")
+
+
+def _eta(_: object, __: attrs.Attribute[Any], value: datetime | None) -> None:
+    if value is not None and not isinstance(value, datetime):
+        raise DispatchError(f"eta={value!r}: give a datetime, or countdown= in seconds")
+
+
+def _expires(_: object, attribute: attrs.Attribute[Any], value: float | datetime | None) -> None:
+    if not isinstance(value, datetime):
+        _non_negative(_, attribute, value)
 
 
 def _priority(_: object, __: attrs.Attribute[Any], value: int | None) -> None:
@@ -37,8 +53,8 @@ class SendOptions:
     """`countdown`, `eta`, `expires`, `priority` and `queue` of one message."""
 
     countdown: float | None = attrs.field(default=None, validator=_non_negative)
-    eta: datetime | None = None
-    expires: float | datetime | None = None
+    eta: datetime | None = attrs.field(default=None, validator=_eta)
+    expires: float | datetime | None = attrs.field(default=None, validator=_expires)
     priority: int | None = attrs.field(default=None, validator=_priority)
     queue: str | None = attrs.field(default=None, validator=_queue)
 
