@@ -80,9 +80,20 @@ def _parse_arg(text: str) -> Any:
         return text
 
 
+def _parse_kwargs(text: str | None) -> dict[str, Any]:
+    """`--kwargs`: a JSON object, or a clear error that shows one."""
+    try:
+        kwargs = json.loads(text) if text else {}
+    except ValueError:
+        kwargs = None
+    if not isinstance(kwargs, dict):
+        raise ValueError(f"--kwargs {text!r}: give a JSON object, e.g. '{{\"user_id\": 1}}'")
+    return kwargs
+
+
 def cmd_send(args: argparse.Namespace) -> int:
+    kwargs = _parse_kwargs(args.kwargs)
     discover()
-    kwargs = json.loads(args.kwargs) if args.kwargs else {}
     result = service_locator.get_service(TASKS_SERVICE).send_task(
         args.name,
         args=[_parse_arg(a) for a in args.args],
