@@ -9,8 +9,9 @@ invoicing.emit_invoice.send(123)`. Parameter and return types are written out:
   `collections.abc.Sequence[int]`) imported under `if typing.TYPE_CHECKING:`, so the client's
   type checker needs them but importing the stubs never does;
 - types defined in the application package itself (`modules.*`, which the client must not
-  import), and anything that cannot be resolved, become `typing.Any`, with a comment above the
-  function naming what `Any` stands for.
+  import), names that do not exist at run time (imported under `TYPE_CHECKING` in the task's
+  module), and anything else that cannot be written, become `typing.Any`, with a comment above
+  the function naming what `Any` stands for.
 
 Defaults that are plain literals are copied; any other default is written as `_DEFAULT` (typed
 `Any`): the argument stays optional and, when left out, the worker applies the real default.
@@ -19,6 +20,7 @@ Defaults that are plain literals are copied; any other default is written as `_D
 from __future__ import annotations
 
 import ast
+import builtins
 import functools
 import inspect
 import json
@@ -66,6 +68,21 @@ class _Text:
         return self.text
 
 
+class _Unresolved(dict[str, Any]):
+    """Locals for `eval`: a name found nowhere (imported under TYPE_CHECKING) is `Any`."""
+
+    def __init__(self, namespace: dict[str, Any]) -> None:
+        super().__init__()
+        self.namespace = namespace
+        self.missing: list[str] = []
+
+    def __missing__(self, key: str) -> Any:
+        if key in self.namespace or hasattr(builtins, key):
+            raise KeyError(key)  # eval goes on to the globals and the builtins
+        self.missing.append(key)
+        return typing.Any
+
+
 def _is_identifier(name: str) -> bool:
     return name.isidentifier() and not keyword.iskeyword(name)
 
@@ -100,11 +117,15 @@ class _TypeWriter:
         if annotation is inspect.Parameter.empty:
             return ANY
         if isinstance(annotation, str):
+            names = _Unresolved(getattr(func, "__globals__", {}))
             try:
-                # What inspect.signature(eval_str=True) does, one annotation at a time.
-                annotation = eval(annotation, getattr(func, "__globals__", {}))
+                # What inspect.signature(eval_str=True) does, one annotation at a time, with
+                # names that do not exist at run time (TYPE_CHECKING imports) read as Any.
+                annotation = eval(annotation, names.namespace, names)
             except Exception:
                 return self._any(f"{annotation} (not resolvable at run time)")
+            for name in names.missing:
+                self._any(f"{name} (not resolvable at run time)")
         return self.render(annotation)
 
     def render(self, hint: object) -> str:
@@ -181,7 +202,7 @@ class _Stub:
         """The decorated function, and whether it uses `_DEFAULT`."""
         writer.stand_ins = []
         signature, uses_default = self._signature(writer)
-        lines = [f"# typing.Any stands for {what}" for what in writer.stand_ins]
+        lines = [f"# typing.Any stands for {what}" for what in dict.fromkeys(writer.stand_ins)]
         queue = f", queue={json.dumps(self.definition.queue)}" if self.definition.queue else ""
         lines += [
             f"@hexa.remote_task({json.dumps(self.definition.name)}{queue})",

@@ -53,11 +53,11 @@ def untyped(a, b=1):  # type: ignore[no-untyped-def]
     return a
 
 
-def ghost(x: int) -> None:
+def ghost(x: int, y: int) -> None:
     pass
 
 
-ghost.__annotations__ = {"x": "Nowhere", "return": "None"}
+ghost.__annotations__ = {"x": "Nowhere", "y": "list[Nowhere] | None", "return": "None"}
 
 
 def definition(name: str, func: Callable[..., Any], **options: Any) -> TaskDefinition:
@@ -124,7 +124,8 @@ class TestRender:
             'not import)\n@hexa.remote_task("shop.rich")'
         ) in text
         assert "# typing.Any stands for Nowhere (not resolvable at run time)" in text
-        assert "def _alpha__ghost(x: typing.Any) -> None:" in text
+        assert "def _alpha__ghost(x: typing.Any, y: list[typing.Any] | None) -> None:" in text
+        assert text.count("stands for Nowhere") == 1
         assert "_DEFAULT: typing.Any = ..." in text
 
     def test_bound_tasks_lose_their_first_parameter(self) -> None:
