@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -57,10 +58,10 @@ def tasks_service() -> Iterator[TasksService]:
     ModuleRegistry().clear()
 
 
-def run_hexa(cwd: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    """`python -m hexa ARGS` in `cwd`, as a user runs it from a shell."""
+def run_python(cwd: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """`python ARGS` in `cwd`, with the test's services."""
     return subprocess.run(
-        [sys.executable, "-m", "hexa", *args],
+        [sys.executable, *args],
         cwd=cwd,
         env={**os.environ, **env},
         capture_output=True,
@@ -68,6 +69,11 @@ def run_hexa(cwd: Path, env: dict[str, str], *args: str) -> subprocess.Completed
         timeout=90,
         check=False,
     )
+
+
+def run_hexa(cwd: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """`python -m hexa ARGS` in `cwd`, as a user runs it from a shell."""
+    return run_python(cwd, env, "-m", "hexa", *args)
 
 
 class TestSendFromModuleImports:
@@ -214,6 +220,19 @@ class TestCommandLine:
         )
         assert sent.returncode == 0, sent.stderr
         assert sent.stdout.splitlines()[1] == '"Sent"'
+
+
+class TestExample:
+    def test_calling_tasks_example_runs_as_documented(
+        self, worker: WorkerProcess, real_env: dict[str, str]
+    ) -> None:
+        shutil.copytree(REPO / "examples", worker.cwd / "examples")
+        ran = run_python(worker.cwd, real_env, "-m", "examples.calling_tasks")
+        assert ran.returncode == 0, ran.stderr
+        lines = ran.stdout.splitlines()
+        assert lines[:3] == ["Factura 123 emitida!", "Factura 7 emitida!", "Sent"]
+        assert lines[3].startswith("refused before publishing: send_task('invoicing.emit_invoice')")
+        assert "'purchase_invoice_id': 42" in lines[4]
 
 
 def queued(rabbitmq_url: str, queue: str) -> int:
