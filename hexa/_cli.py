@@ -7,6 +7,7 @@ import json
 import os
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from celery.result import AsyncResult
@@ -17,6 +18,7 @@ from hexa._locator import service_locator
 from hexa._logging import configure_logging
 from hexa._modules import TASKS_SERVICE, DiscoveryReport, ModuleRegistry, discover_modules
 from hexa._settings import Settings
+from hexa._stubs import DEFAULT_STUBS_PATH, is_stale, render_stubs
 from hexa._worker import create_celery_worker, task_line
 
 
@@ -78,9 +80,20 @@ def _parse_arg(text: str) -> Any:
         return text
 
 
+def _parse_kwargs(text: str | None) -> dict[str, Any]:
+    """`--kwargs`: a JSON object, or a clear error that shows one."""
+    try:
+        kwargs = json.loads(text) if text else {}
+    except ValueError:
+        kwargs = None
+    if not isinstance(kwargs, dict):
+        raise ValueError(f"--kwargs {text!r}: give a JSON object, e.g. '{{\"user_id\": 1}}'")
+    return kwargs
+
+
 def cmd_send(args: argparse.Namespace) -> int:
+    kwargs = _parse_kwargs(args.kwargs)
     discover()
-    kwargs = json.loads(args.kwargs) if args.kwargs else {}
     result = service_locator.get_service(TASKS_SERVICE).send_task(
         args.name,
         args=[_parse_arg(a) for a in args.args],
@@ -100,6 +113,24 @@ def cmd_status(args: argparse.Namespace) -> int:
         outcome = result.get(propagate=False)
         shown = repr(outcome) if isinstance(outcome, BaseException) else json.dumps(outcome)
         print(shown)
+    return 0
+
+
+def cmd_stubs(args: argparse.Namespace) -> int:
+    app, _ = discover()
+    text = render_stubs(app.hexa_definitions)
+    if args.out == "-":
+        print(text, end="")
+        return 0
+    path = Path(args.out)
+    if args.check:
+        if is_stale(path, text):
+            print(f"hexa: {path} is stale; run: hexa stubs --out {path}", file=sys.stderr)
+            return 1
+        print(f"{path} is up to date")
+        return 0
+    path.write_text(text, encoding="utf-8")
+    print(f"wrote {path} ({len(app.hexa_definitions)} tasks)")
     return 0
 
 
@@ -138,6 +169,13 @@ def parser() -> argparse.ArgumentParser:
     status = commands.add_parser("status", help="show a task's state and result")
     status.add_argument("task_id")
     status.set_defaults(func=cmd_status)
+
+    stubs = commands.add_parser("stubs", help="write typed clients of every task to one module")
+    stubs.add_argument(
+        "--out", default=str(DEFAULT_STUBS_PATH), help=f"default: {DEFAULT_STUBS_PATH}; - = stdout"
+    )
+    stubs.add_argument("--check", action="store_true", help="exit 1 when --out is stale (CI)")
+    stubs.set_defaults(func=cmd_stubs)
     return root
 
 
