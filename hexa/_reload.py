@@ -66,7 +66,9 @@ class WorkerChild:
     exit_logged: bool = False
 
     def start(self) -> None:
-        env = {**os.environ, CHILD_ENV: "1"}
+        # No .pyc writes: a second save within the same second would otherwise load the
+        # first save's bytecode (pyc files are validated by mtime in whole seconds).
+        env = {**os.environ, CHILD_ENV: "1", "PYTHONDONTWRITEBYTECODE": "1"}
         self.proc = subprocess.Popen(list(self.command), cwd=self.cwd, env=env, process_group=0)
         self.exit_logged = False
         log.info("worker.started", pid=self.proc.pid)
