@@ -25,7 +25,9 @@ class TestWatchedPaths:
 
 
 class TestReloadChild:
-    def test_only_the_supervisors_child_counts_as_one(self, monkeypatch: pytest.MonkeyPatch) -> None:
+    def test_only_the_supervisors_child_counts_as_one(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
         monkeypatch.delenv(CHILD_ENV, raising=False)
         assert not is_reload_child()
         monkeypatch.setenv(CHILD_ENV, "1")
