@@ -85,10 +85,11 @@ class WorkerChild:
             )
 
     def stop(self) -> None:
-        """Warm shutdown (SIGTERM to the group), then SIGKILL after `STOP_TIMEOUT`."""
+        """Warm shutdown (SIGTERM to the worker, which stops its pool), then SIGKILL the group."""
         if self.proc is None:
             return
-        self._signal(signal.SIGTERM)
+        with contextlib.suppress(ProcessLookupError):
+            self.proc.send_signal(signal.SIGTERM)
         try:
             self.proc.wait(STOP_TIMEOUT)
         except subprocess.TimeoutExpired:

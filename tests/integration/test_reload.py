@@ -59,3 +59,24 @@ class TestReload:
         worker.stop()
         assert worker.proc.returncode == 0, worker.output()
         assert [pid for pid in children if alive_in_group(pid)] == []
+
+    def test_a_module_that_fails_to_import_stops_only_the_worker_until_the_next_save(
+        self,
+        project: Callable[..., Path],
+        start_worker: StartWorker,
+        real_env: dict[str, str],
+        plain_client: Celery,
+    ) -> None:
+        root = project(RELOAD_PROBE)
+        worker = start_worker(root, real_env, ["--reload", "--concurrency=1"])
+        source = root / "modules" / "reload_probe" / "module.py"
+        good = source.read_text()
+        source.write_text(good + "\nraise RuntimeError('half-saved edit')\n")
+        exited = worker.wait_for("worker.exited", timeout=20)[0]
+        assert exited["code"] != 0
+        assert "half-saved edit" in worker.output()
+        assert worker.proc.poll() is None, "the supervisor keeps running"
+
+        source.write_text(good.replace('return "v1"', 'return "v2"'))
+        worker.wait_for("worker.ready", count=2, timeout=20)
+        assert plain_client.send_task("reload_probe.version").get(timeout=20) == "v2"
