@@ -59,6 +59,10 @@ class TestScheduleChecks:
 
 
 class TestBeatSchedule:
+    def test_the_declared_schedule_is_emitted_in_the_seeds_config(self) -> None:
+        every = timedelta(seconds=30)
+        assert spec(schedule=every).config() == {"schedule": every}
+
     def test_one_entry_per_periodic_task_named_after_it(self) -> None:
         every = timedelta(minutes=1)
         services = {
