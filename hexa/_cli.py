@@ -17,6 +17,8 @@ from hexa._exceptions import HexaError
 from hexa._locator import service_locator
 from hexa._logging import configure_logging
 from hexa._modules import TASKS_SERVICE, DiscoveryReport, ModuleRegistry, discover_modules
+from hexa._reload import is_reload_child, run_with_reload
+from hexa._schedule import log_beat_schedule, schedule_file
 from hexa._settings import Settings
 from hexa._stubs import DEFAULT_STUBS_PATH, is_stale, render_stubs
 from hexa._worker import create_celery_worker, task_line
@@ -46,13 +48,28 @@ def worker_argv(args: argparse.Namespace, settings: Settings) -> list[str]:
     if args.hostname:
         argv.append(f"--hostname={args.hostname}")
     if args.beat:
-        argv += ["--beat", f"--schedule={settings.home / 'celerybeat-schedule'}"]
+        argv += ["--beat", f"--schedule={schedule_file(settings)}"]
     return argv
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
+    if args.reload and not is_reload_child():
+        configure_logging(level=args.loglevel)
+        return run_with_reload(args.argv)
     app, _ = discover(args.loglevel)
+    if args.beat:
+        log_beat_schedule(app.hexa_definitions)
     app.worker_main(worker_argv(args, app.hexa_settings))
+    return 0
+
+
+def cmd_beat(args: argparse.Namespace) -> int:
+    """Celery Beat with the discovered schedule; its state file lives under `.hexa/`."""
+    app, _ = discover(args.loglevel)
+    log_beat_schedule(app.hexa_definitions)
+    app.start(
+        ["beat", f"--loglevel={args.loglevel}", f"--schedule={schedule_file(app.hexa_settings)}"]
+    )
     return 0
 
 
@@ -142,6 +159,9 @@ def _add_worker(commands: Any, name: str, help_text: str) -> None:
     worker.add_argument("--loglevel", "-l", default="INFO", help="default: INFO")
     worker.add_argument("--hostname", "-n", help="node name, e.g. invoicing@%%h")
     worker.add_argument("--beat", "-B", action="store_true", help="also run periodic tasks")
+    worker.add_argument(
+        "--reload", action="store_true", help="restart when a .py file changes (development)"
+    )
     worker.set_defaults(func=cmd_worker)
 
 
@@ -153,6 +173,10 @@ def parser() -> argparse.ArgumentParser:
     commands = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_worker(commands, "worker", "run a worker for every task in ./modules")
     _add_worker(commands, "celery-apps", "alias of 'worker' (the seed's name)")
+
+    beat = commands.add_parser("beat", help="run Celery Beat: send periodic tasks when due")
+    beat.add_argument("--loglevel", "-l", default="INFO", help="default: INFO")
+    beat.set_defaults(func=cmd_beat)
 
     tasks = commands.add_parser("tasks", help="list what discovery finds, and near misses")
     tasks.set_defaults(func=cmd_tasks)
@@ -181,6 +205,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # `--reload` restarts with these
     command: Callable[[argparse.Namespace], int] = args.func
     try:
         return command(args)
