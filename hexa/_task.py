@@ -5,14 +5,14 @@ from __future__ import annotations
 import functools
 from collections.abc import Coroutine
 from datetime import datetime
-from typing import Any, Generic, ParamSpec, Self, TypeVar
+from typing import Any, Generic, Never, ParamSpec, Self, TypeVar
 
 import anyio.to_thread
 import attrs
 
 from hexa._arguments import bind_arguments, check_json
 from hexa._dispatch import publish, stores_result
-from hexa._options import SendOptions
+from hexa._options import SendOptions, refuse_unknown_options
 from hexa._result import TaskResult
 from hexa._spec import TaskSpec
 
@@ -47,7 +47,7 @@ class BaseTask(Generic[P, R]):
     def send(self, *args: P.args, **kwargs: P.kwargs) -> TaskResult[R]:
         """Check the arguments against the signature, then publish. Returns at once."""
         bind_arguments(self.name, self.spec.signature, args, kwargs)
-        check_json(self.name, args, kwargs)
+        check_json(self.name, args, kwargs, self.spec.signature)
         stored = stores_result(self.spec.signature)  # `-> None`: nothing to store or wait for
         return publish(self.name, args, kwargs, self._options, self.spec.queue, store_result=stored)
 
@@ -63,8 +63,14 @@ class BaseTask(Generic[P, R]):
         expires: float | datetime | None = None,
         priority: int | None = None,
         queue: str | None = None,
+        **unknown: Never,
     ) -> Self:
-        """A copy whose `.send()` uses these delivery options; this task is unchanged."""
+        """A copy whose `.send()` uses these delivery options; this task is unchanged.
+
+        `unknown` is typed `Never` so type checkers reject any other option; at run time it
+        gets the error that lists the valid ones (retry policy belongs to the declaration).
+        """
+        refuse_unknown_options(self.name, unknown, "with_options")
         changes: dict[str, Any] = {
             "countdown": countdown,
             "eta": eta,

@@ -16,6 +16,7 @@ from hexa._definitions import TaskDefinition, definitions
 from hexa._exceptions import DuplicateTaskError
 from hexa._locator import ServiceLocator, service_locator
 from hexa._logging import configure_logging, get_logger
+from hexa._schedule import beat_schedule
 from hexa._settings import Settings
 
 log = get_logger()
@@ -122,9 +123,7 @@ def create_celery_worker(
     for definition in found:
         register_task(app, definition)
     app.conf.task_routes = {d.name: {"queue": d.queue} for d in found if d.queue}
-    app.conf.beat_schedule = {
-        d.name: {"task": d.name, "schedule": d.schedule} for d in found if d.schedule is not None
-    }
+    app.conf.beat_schedule = beat_schedule(found)
     app.hexa_definitions = found
     _connect_signals()
     use_app(app)
