@@ -36,7 +36,14 @@ def charge(amount: int, *, currency: str = "ARS") -> str:
 def published(monkeypatch: pytest.MonkeyPatch) -> Published:
     calls: Published = []
 
-    def publish(name: str, args: Any, kwargs: Any, options: SendOptions, queue: Any) -> str:
+    def publish(
+        name: str,
+        args: Any,
+        kwargs: Any,
+        options: SendOptions,
+        queue: Any,
+        store_result: bool = True,
+    ) -> str:
         calls.append((name, tuple(args), dict(kwargs), options, queue))
         return "result"
 

@@ -33,7 +33,14 @@ def published(monkeypatch: pytest.MonkeyPatch) -> Published:
     """What would have been published, in place of the broker."""
     calls: Published = []
 
-    def publish(name: str, args: Any, kwargs: Any, options: SendOptions, queue: Any) -> str:
+    def publish(
+        name: str,
+        args: Any,
+        kwargs: Any,
+        options: SendOptions,
+        queue: Any,
+        store_result: bool = True,
+    ) -> str:
         calls.append((name, list(args), dict(kwargs), options, queue))
         return "result"
 
