@@ -157,6 +157,15 @@ class Bench:
                         channel.close()
         self.redis.close()
 
+    def check_workers(self) -> None:
+        """A worker that died (bad import, broker refused) fails the run with its log's end."""
+        for worker in self.workers:
+            if not worker.alive():
+                raise RuntimeError(
+                    f"{worker.kind} worker on {worker.queue} exited "
+                    f"({worker.proc.returncode}):\n{worker.log_tail()}"
+                )
+
     # -- waiting for results -------------------------------------------------------------
 
     def wait_results(self, ids: list[str], timeout: float = 120.0) -> float:
@@ -168,6 +177,7 @@ class Bench:
             pending = [i for i, value in zip(pending, found, strict=True) if value is None]
             if not pending:
                 break
+            self.check_workers()
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{len(pending)} of {len(ids)} results missing after {timeout}s")
             time.sleep(0.005 if len(pending) < 4 else 0.02)

@@ -48,7 +48,8 @@ class Worker:
             "PYTHONPATH": str(root),
         }
         logs.mkdir(parents=True, exist_ok=True)
-        self._log: IO[bytes] = (logs / f"{unique(kind)}.log").open("wb")
+        self.log_path = logs / f"{unique(kind)}.log"
+        self._log: IO[bytes] = self.log_path.open("wb")
         self.proc = subprocess.Popen(
             argv,
             cwd=root,
@@ -61,6 +62,11 @@ class Worker:
     def cpu(self) -> float:
         """CPU seconds of the main process and its pool children so far."""
         return group_cpu_seconds(self.proc.pid)
+
+    def log_tail(self, lines: int = 30) -> str:
+        self._log.flush()
+        text = self.log_path.read_text(errors="replace")
+        return "\n".join(text.splitlines()[-lines:])
 
     def alive(self) -> bool:
         return self.proc.poll() is None
