@@ -36,9 +36,15 @@ def _ratio(value: float | None, rounds: Sequence[float]) -> str:
 
 
 def _target(row: Row) -> str:
+    """The target and whether it is met; a miss the A/A run makes too is flagged as noise."""
     if not row.target:
         return ""
-    return f"{row.target} {'✅' if row.met else '❌'}"
+    if row.met:
+        return f"{row.target} ✅"
+    op, bound = row.target.split()
+    limit = float(bound.rstrip("x"))
+    aa_misses = row.aa is not None and (row.aa > limit if op == "<=" else row.aa < limit)
+    return f"{row.target} ❌" + (" (A/A misses it too: noise)" if aa_misses else "")
 
 
 def markdown(rows: Sequence[Row], facts: dict[str, str], quick: bool, chart: str | None) -> str:
@@ -95,7 +101,22 @@ def chart(rows: Sequence[Row], path: Path, title: str) -> None:
             label="A/A raw / raw (noise floor)",
         )
     for yy, r in zip(y, shown, strict=True):
-        ax.text(r.ratio * 1.03, yy, f"{r.ratio:.2f}", va="center", fontsize=8)
+        ax.text(r.ratio * 1.03, yy + 0.18, f"{r.ratio:.2f}", va="center", fontsize=8)
+    targets = [
+        (yy, float(r.target.split()[1].rstrip("x")))
+        for yy, r in zip(y, shown, strict=True)
+        if r.target
+    ]
+    if targets:
+        ax.scatter(
+            [t for _, t in targets],
+            [yy for yy, _ in targets],
+            color="orange",
+            marker="D",
+            s=30,
+            zorder=4,
+            label="target",
+        )
     ax.axvline(1.0, color="grey", linestyle="--", linewidth=1)
     ax.set_xscale("log")
     ax.set_yticks(y, labels, fontsize=8)

@@ -42,7 +42,7 @@ class Plan:
     io_seed: int = 1000  # ~30 s at the seed's pace: one round only
     io_rounds: int = 1
     light_block: int = 300
-    start_rounds: int = 3
+    start_rounds: int = 5
     big_modules: int = 100
     big_tasks: int = 20
 
