@@ -25,6 +25,7 @@ from celery.app.routes import MapRoute
 from celery.backends.base import BaseBackend
 from celery.backends.redis import RedisBackend
 from celery.utils.nodenames import anon_nodename
+from celery.utils.quorum_queues import detect_quorum_queues
 from celery.utils.saferepr import saferepr
 from celery.utils.time import maybe_make_aware
 from kombu import Queue
@@ -100,6 +101,8 @@ class Publisher:
         store_result: bool = True,
     ) -> TaskResult[Any]:
         """Make and send one task message; returns before any result subscription."""
+        if (options.countdown or options.eta) and self._quorum_queues():
+            return self._send_task(name, args, kwargs, options, default_queue, store_result)
         app, amqp = self.app, self.app.amqp
         task_id = uuid()
         route = dict(self.route(name, options.queue or default_queue, args, kwargs))
@@ -156,6 +159,29 @@ class Publisher:
             if isinstance(queue, Queue) and _declared(producer, queue):
                 route["declare"] = []  # kombu would copy and re-check it on every call
             app.amqp.send_task_message(producer, name, message, **route)
+
+    def _quorum_queues(self) -> bool:
+        """Celery delays messages on quorum queues its own way (native delayed delivery)."""
+        driver = self.app.producer_pool.connections.connection.transport.driver_type
+        return bool(detect_quorum_queues(self.app, driver)[0])
+
+    def _send_task(
+        self,
+        name: str,
+        args: Sequence[Any],
+        kwargs: Mapping[str, Any],
+        options: SendOptions,
+        default_queue: str | None,
+        store_result: bool,
+    ) -> TaskResult[Any]:
+        """Celery's own `send_task`, for what the fast path leaves to it."""
+        celery_options = options.for_celery()
+        if default_queue and "queue" not in celery_options:
+            celery_options["queue"] = default_queue
+        sent = self.app.send_task(
+            name, list(args), dict(kwargs), ignore_result=not store_result, **celery_options
+        )
+        return TaskResult(sent, self.app, task_name=name, stored=store_result)
 
     def _expiration(self, expires: float | datetime) -> float:
         """Seconds until `expires` as the broker's message TTL (0 when already past)."""

@@ -124,6 +124,22 @@ class TestPublishPath:
         # the message tells any worker: store a result for add, none for the `-> None` task
         assert flags == [False, True]
 
+    def test_delivery_options_travel_in_the_message(self, hexa_client: Celery) -> None:
+        seen: dict[str, Any] = {}
+
+        def before(headers: Any = None, properties: Any = None, **_: Any) -> None:
+            seen.update(headers=headers, properties=properties)
+
+        signals.before_task_publish.connect(before, weak=False)
+        try:
+            add.with_options(countdown=30, expires=60, priority=3).send(1, 2)
+        finally:
+            signals.before_task_publish.disconnect(before)
+        assert seen["headers"]["eta"] is not None
+        assert seen["headers"]["expires"] > seen["headers"]["eta"]
+        assert seen["properties"]["priority"] == 3
+        assert seen["properties"]["expiration"] == 60
+
     def test_burst_subscribes_nothing_and_get_returns(
         self, plain_worker: subprocess.Popen[bytes], hexa_client: Celery
     ) -> None:

@@ -90,3 +90,25 @@ class TestTaskResult:
         assert result._async_result is None  # nothing subscribed or created on publish
         assert result.celery_result.id == "abc"
         assert result.status == "PENDING"
+
+
+class TestQuorumQueues:
+    def test_delayed_message_on_quorum_queue_goes_through_celery(self, monkeypatch: Any) -> None:
+        from celery.result import AsyncResult
+        from kombu import Queue
+
+        from hexa._options import SendOptions
+
+        app = Celery("dispatch-unit", broker="amqp://127.0.0.1:1//", set_as_current=False)
+        app.conf.task_queues = [Queue("q", queue_arguments={"x-queue-type": "quorum"})]
+        sent: list[dict[str, Any]] = []
+
+        def send_task(name: str, args: Any, kwargs: Any, **options: Any) -> Any:
+            sent.append({"name": name, **options})
+            return AsyncResult("delayed-id", app=app)
+
+        monkeypatch.setattr(app, "send_task", send_task)
+        result = Publisher(app).publish("m.t", (1,), {}, SendOptions(countdown=5), "q", True)
+        assert result.id == "delayed-id"
+        assert sent == [{"name": "m.t", "countdown": 5, "queue": "q", "ignore_result": False}]
+        app.close()
