@@ -32,6 +32,9 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "broker_transport_options": settings.broker_transport_options,
         "task_default_queue": settings.default_queue,
         "result_expires": 24 * 3600,
+        # `-> None` tasks are published with ignore_result; their failures are still stored,
+        # so `hexa status` shows them.
+        "task_store_errors_even_if_ignored": True,
         # No task events by default: three extra messages per task (a third of a no-op's
         # worker CPU), and on the threads pool a pool thread waiting for an event's publisher
         # confirm can deadlock the worker. Flower turns them on at run time when it watches.

@@ -73,7 +73,8 @@ class TaskResult(Generic[R]):
     def status(self) -> str:
         """PENDING, STARTED, RETRY, SUCCESS or FAILURE (Celery's states).
 
-        A task that stores no result stays PENDING here even after it ran.
+        A task that stores no result (`-> None`) stays PENDING after it succeeded; its
+        failures are stored (FAILURE).
         """
         return cast(str, self.celery_result.status)
 

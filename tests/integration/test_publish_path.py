@@ -14,7 +14,7 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +22,13 @@ import pytest
 from celery import Celery, signals
 
 from hexa import ResultNotStoredError, TaskResult, module_task
+from tests.conftest import StartWorker
+from tests.integration.projects.none_probe.module import broken, quiet
 from tests.support.services import unique
 
 pytestmark = pytest.mark.integration
+
+NONE_PROBE = Path(__file__).parent / "projects" / "none_probe"
 
 PLAIN_APP = textwrap.dedent(
     """
@@ -166,3 +170,23 @@ class TestPublishPath:
         assert marker.read_text() == "ran"
         backend = hexa_client.backend
         assert backend.get(backend.get_key_for_task(result.id)) is None
+
+
+class TestNoneTasksOnAHexaWorker:
+    def test_success_stores_nothing_failure_is_stored(
+        self,
+        project: Callable[..., Path],
+        start_worker: StartWorker,
+        real_env: dict[str, str],
+        hexa_client: Celery,
+    ) -> None:
+        start_worker(project(NONE_PROBE), real_env, ["--pool=solo"])
+        ok, bad = quiet.send(1), broken.send(2)
+        deadline = time.monotonic() + 30
+        while bad.status != "FAILURE" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert bad.status == "FAILURE"  # visible in `hexa status` though nothing else is stored
+        # the solo worker ran `ok` first: it succeeded and stored nothing
+        backend = hexa_client.backend
+        assert backend.get(backend.get_key_for_task(ok.id)) is None
+        assert ok.status == "PENDING"
