@@ -63,8 +63,9 @@ def markdown(rows: Sequence[Row], facts: dict[str, str], quick: bool, chart: str
     for row in rows:
         mark = ""
         if row.note:
-            notes.append(row.note)
-            mark = f" [{len(notes)}]"
+            if row.note not in notes:
+                notes.append(row.note)
+            mark = f" [{notes.index(row.note) + 1}]"
         lines.append(
             f"| {row.scenario.split('.')[0]} | {row.metric}{mark} | {_fmt(row.raw)} {row.unit} "
             f"| {_fmt(row.hexa)} {row.unit} | {_ratio(row.ratio, row.rounds)} "
