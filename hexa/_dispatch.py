@@ -103,21 +103,49 @@ class Publisher:
         """Make and send one task message; returns before any result subscription."""
         if (options.countdown or options.eta) and self._quorum_queues():
             return self._send_task(name, args, kwargs, options, default_queue, store_result)
-        app, amqp = self.app, self.app.amqp
         task_id = uuid()
-        route = dict(self.route(name, options.queue or default_queue, args, kwargs))
-        root_id = parent_id = None
-        parent = app.current_worker_task
+        parent = self.app.current_worker_task  # a task publishing from inside a worker
+        route = self._delivery(name, args, kwargs, options, default_queue, parent)
+        message = self._message(task_id, name, args, kwargs, options, parent, store_result)
+        self._send(name, task_id, message, route, store_result)
+        result: TaskResult[Any] = TaskResult(task_id, self.app, task_name=name, stored=store_result)
         if parent is not None:
-            root_id = parent.request.root_id or parent.request.id
-            parent_id = parent.request.id
-            if self._inherit_priority and options.priority is None:
-                route["priority"] = (parent.request.delivery_info or {}).get("priority")
-        if options.priority is not None:
-            route["priority"] = options.priority
+            parent.add_trail(result.celery_result)
+        return result
+
+    def _delivery(
+        self,
+        name: str,
+        args: Sequence[Any],
+        kwargs: Mapping[str, Any],
+        options: SendOptions,
+        default_queue: str | None,
+        parent: Any,
+    ) -> dict[str, Any]:
+        """Routing plus the message's priority (its own, else the parent task's) and TTL."""
+        route = dict(self.route(name, options.queue or default_queue, args, kwargs))
+        priority = options.priority
+        if priority is None and parent is not None and self._inherit_priority:
+            priority = (parent.request.delivery_info or {}).get("priority")
+        if priority is not None:
+            route["priority"] = priority
         if options.expires is not None:
             route["expiration"] = self._expiration(options.expires)
-        message = amqp.create_task_message(
+        return route
+
+    def _message(
+        self,
+        task_id: str,
+        name: str,
+        args: Sequence[Any],
+        kwargs: Mapping[str, Any],
+        options: SendOptions,
+        parent: Any,
+        store_result: bool,
+    ) -> Any:
+        """Celery's own protocol-2 message, with what `send_task` would put in it."""
+        amqp, request = self.app.amqp, getattr(parent, "request", None)
+        return amqp.create_task_message(
             task_id,
             name,
             list(args),
@@ -125,20 +153,15 @@ class Publisher:
             countdown=options.countdown,
             eta=options.eta,
             expires=options.expires,
-            reply_to=app.thread_oid,
+            reply_to=self.app.thread_oid,
             create_sent_event=self._sent_event,
-            root_id=root_id,
-            parent_id=parent_id,
+            root_id=request and (request.root_id or request.id),
+            parent_id=request and request.id,
             origin=self.origin(),
             ignore_result=not store_result,
             argsrepr=saferepr(args, amqp.argsrepr_maxsize, maxlevels=self._repr_levels),
             kwargsrepr=saferepr(kwargs, amqp.kwargsrepr_maxsize, maxlevels=self._repr_levels),
         )
-        self._send(name, task_id, message, route, store_result)
-        result: TaskResult[Any] = TaskResult(task_id, app, task_name=name, stored=store_result)
-        if parent is not None:
-            parent.add_trail(result.celery_result)
-        return result
 
     def _send(
         self,

@@ -23,12 +23,12 @@ from celery import Celery, signals
 
 from hexa import ResultNotStoredError, TaskResult, module_task
 from tests.conftest import StartWorker
-from tests.integration.projects.none_probe.module import broken, quiet
+from tests.integration.projects.publish_probe.module import broken, parent, quiet
 from tests.support.services import unique
 
 pytestmark = pytest.mark.integration
 
-NONE_PROBE = Path(__file__).parent / "projects" / "none_probe"
+PUBLISH_PROBE = Path(__file__).parent / "projects" / "publish_probe"
 
 PLAIN_APP = textwrap.dedent(
     """
@@ -172,7 +172,7 @@ class TestPublishPath:
         assert backend.get(backend.get_key_for_task(result.id)) is None
 
 
-class TestNoneTasksOnAHexaWorker:
+class TestOnAHexaWorker:
     def test_success_stores_nothing_failure_is_stored(
         self,
         project: Callable[..., Path],
@@ -180,7 +180,7 @@ class TestNoneTasksOnAHexaWorker:
         real_env: dict[str, str],
         hexa_client: Celery,
     ) -> None:
-        start_worker(project(NONE_PROBE), real_env, ["--pool=solo"])
+        start_worker(project(PUBLISH_PROBE), real_env, ["--pool=solo"])
         ok, bad = quiet.send(1), broken.send(2)
         deadline = time.monotonic() + 30
         while bad.status != "FAILURE" and time.monotonic() < deadline:
@@ -190,3 +190,15 @@ class TestNoneTasksOnAHexaWorker:
         backend = hexa_client.backend
         assert backend.get(backend.get_key_for_task(ok.id)) is None
         assert ok.status == "PENDING"
+
+    def test_a_task_publishing_a_task_passes_its_lineage(
+        self,
+        project: Callable[..., Path],
+        start_worker: StartWorker,
+        real_env: dict[str, str],
+        hexa_client: Celery,
+    ) -> None:
+        start_worker(project(PUBLISH_PROBE), real_env, ["--pool=solo"])
+        sent = parent.send()
+        child_id = sent.get(timeout=30)
+        assert TaskResult(child_id, hexa_client).get(timeout=30) == [sent.id, sent.id]
