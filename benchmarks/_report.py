@@ -20,6 +20,31 @@ identical sides drift apart on this machine. A ratio inside the A/A spread is no
 Throughput and latency are for information: they move with the machine's load."""
 
 
+FINDINGS = """\
+## Where the time goes (profiles behind the targets)
+
+- **Publish (2).** Raw `send_task` spends a fifth or more of its client CPU on the Redis result
+  backend's subscription at publish time (compare the `ignore_result=True` row) and more on
+  per-message routing and queue declaration through kombu's retrying wrapper. hexa's `.send()`
+  skips those: routing is resolved once per task and queue, the queue is declared once per
+  connection, and the result handle subscribes only when someone waits. What remains is
+  Celery's and kombu's own: building the protocol-2 message (~10 µs with the argument reprs),
+  acquiring a producer from kombu's pool (which re-binds its channel on every acquire, ~60 µs
+  measured against a held producer), AMQP frame encoding and the publisher-confirm round
+  trip (~200 µs). Holding one producer per thread would reach about 0.45x raw, at the price
+  of one broker connection per publishing thread; not done.
+- **Async I/O (3).** The threads pool keeps one Python process busy: the consumer, 128 pool
+  threads and the event loop share one GIL, about 1.1-1.6 ms of worker CPU per task against
+  1.0-1.2 ms for Celery's own threads pool running a blocking sleep (the row beside it). On
+  2 cores shared with RabbitMQ, Redis and the client, that caps one worker at roughly 450-650
+  tasks/s, so the 15x target over the seed (~36 tasks/s here) is met on a quiet machine and
+  missed when other work takes a core. Run more worker processes for more.
+- **Task events** (`worker_send_task_events`) are off in hexa's settings: with publisher
+  confirms they deadlocked a threads-pool worker under load (a pool thread waiting for an
+  event's confirm held the dispatcher's lock while the event loop waited for that lock).
+"""
+
+
 def _fmt(value: float) -> str:
     if math.isnan(value):
         return "n/a"
@@ -74,6 +99,7 @@ def markdown(rows: Sequence[Row], facts: dict[str, str], quick: bool, chart: str
     lines += [""] + [f"{i}. {note}" for i, note in enumerate(notes, 1)]
     if chart:
         lines += ["", f"![hexa / raw Celery ratios]({chart})"]
+    lines += ["", FINDINGS]
     return "\n".join(lines) + "\n"
 
 
