@@ -43,6 +43,7 @@ class HexaTask(CeleryTask[Any, Any]):
         self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any
     ) -> None:
         retry = getattr(einfo, "exception", None)
+        retry = getattr(retry, "exc", retry)  # billiard wraps it in an ExceptionWithTraceback
         delay = retry.when if isinstance(retry, Retry) else None
         log.warning(
             "task.retry",
