@@ -77,7 +77,7 @@ class MemoryTransport(memory.Transport):
     stop; on a transport that polls anyway, a shorter wait costs nothing.
     """
 
-    # celery-types gives kombu's base and virtual Transport different signatures; this is the virtual one.
+    # celery-types gives kombu's base and virtual Transport different signatures: the virtual one.
     def drain_events(  # type: ignore[override]
         self, connection: Connection, timeout: float | None = None
     ) -> None:
