@@ -12,7 +12,8 @@ from typing import Any
 from celery.result import AsyncResult
 
 from hexa._app import HexaCelery, current_app
-from hexa._exceptions import HexaError
+from hexa._cli_errors import explain
+from hexa._cli_help import polish
 from hexa._locator import service_locator
 from hexa._logging import configure_logging
 from hexa._modules import TASKS_SERVICE, DiscoveryReport, ModuleRegistry, discover_modules
@@ -118,7 +119,9 @@ def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(
         prog="hexa", description="Run and call the tasks of the current directory's modules."
     )
-    root.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    root.add_argument(
+        "--debug", action="store_true", help="show an error's traceback (put it before COMMAND)"
+    )
     commands = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_worker(commands, "worker", "run a worker for every task in ./modules")
     _add_worker(commands, "celery-apps", "alias of 'worker' (the seed's name)")
@@ -128,17 +131,19 @@ def parser() -> argparse.ArgumentParser:
 
     send = commands.add_parser("send", help="enqueue a task by name")
     send.add_argument("name", help="task name, e.g. invoicing.emit_invoice")
-    send.add_argument("args", nargs="*", help="positional arguments (JSON, else strings)")
-    send.add_argument("--kwargs", help="keyword arguments as a JSON object")
-    send.add_argument("--countdown", type=float, help="seconds to wait before running")
-    send.add_argument("--wait", action="store_true", help="wait for and print the result")
-    send.add_argument("--timeout", type=float, default=60.0, help="with --wait (default 60)")
+    send.add_argument("args", nargs="*", metavar="ARG", help="positional arguments")
+    send.add_argument("--kwargs", metavar="JSON", help='keyword arguments: \'{"user_id": 1}\'')
+    send.add_argument("--countdown", type=float, metavar="SECONDS", help="run no sooner than this")
+    send.add_argument("--wait", action="store_true", help="wait for the result and print it")
+    send.add_argument(
+        "--timeout", type=float, default=60.0, metavar="SECONDS", help="with --wait (default 60)"
+    )
     send.set_defaults(func=cmd_send)
 
     status = commands.add_parser("status", help="show a task's state and result")
-    status.add_argument("task_id")
+    status.add_argument("task_id", help="the id 'hexa send' or .send() gave")
     status.set_defaults(func=cmd_status)
-    return root
+    return polish(root)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -146,8 +151,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     command: Callable[[argparse.Namespace], int] = args.func
     try:
         return command(args)
-    except (HexaError, TypeError, ValueError, TimeoutError) as error:
+    except KeyboardInterrupt:
+        print("hexa: interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:
         if args.debug:
             raise
-        print(f"hexa: error: {error}", file=sys.stderr)
+        print(f"hexa: error: {explain(error)}", file=sys.stderr)
         return 2
