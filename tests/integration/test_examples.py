@@ -8,16 +8,17 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from celery import Celery
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from examples.fastapi_app import app as fastapi_app
 from tests.conftest import StartWorker
+from tests.support.fresh import fresh_repo_modules
 from tests.support.worker import REPO, WorkerProcess
 
 pytestmark = pytest.mark.integration
@@ -46,6 +47,14 @@ def poll(client: TestClient, task_id: str, timeout: float = 20.0) -> dict[str, A
 
 
 @pytest.fixture
+def fastapi_app() -> Iterator[FastAPI]:
+    with fresh_repo_modules():
+        from examples.fastapi_app import app
+
+        yield app
+
+
+@pytest.fixture
 def worker(
     project: Callable[..., Path], start_worker: StartWorker, real_env: dict[str, str]
 ) -> WorkerProcess:
@@ -60,7 +69,7 @@ class TestExamples:
         assert done.stdout.splitlines() == ["Factura emitida!", "Sent"], done.stderr
 
     def test_fastapi_enqueues_and_reports_the_result(
-        self, worker: WorkerProcess, hexa_client: Celery
+        self, worker: WorkerProcess, hexa_client: Celery, fastapi_app: FastAPI
     ) -> None:
         with TestClient(fastapi_app) as client:
             accepted = client.post("/invoices/123/emit")
@@ -75,7 +84,9 @@ class TestExamples:
         succeeded = worker.wait_for("task.succeeded")[0]
         assert succeeded["task_id"] == task_id
 
-    def test_fastapi_reports_an_unknown_id_as_pending(self, hexa_client: Celery) -> None:
+    def test_fastapi_reports_an_unknown_id_as_pending(
+        self, hexa_client: Celery, fastapi_app: FastAPI
+    ) -> None:
         with TestClient(fastapi_app) as client:
             assert client.get("/tasks/no-such-id").json()["status"] == "PENDING"
 

@@ -6,13 +6,30 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from typing import Any
 
+import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from examples.fastapi_app import app
 from hexa.testing import InProcessWorker
+from tests.support.fresh import fresh_repo_modules
 from tests.support.worker import REPO
+
+
+@pytest.fixture
+def hexa_modules() -> Iterator[str]:
+    """The plugin's fixture, overridden: the example modules, imported afresh."""
+    with fresh_repo_modules():
+        yield "modules"
+
+
+@pytest.fixture
+def app(hexa_worker: InProcessWorker) -> FastAPI:
+    from examples.fastapi_app import app
+
+    return app
 
 
 def poll(client: TestClient, task_id: str, timeout: float = 10.0) -> dict[str, Any]:
@@ -27,7 +44,7 @@ def poll(client: TestClient, task_id: str, timeout: float = 10.0) -> dict[str, A
 
 
 class TestFastAPIExample:
-    def test_emit_then_read_the_result(self, hexa_worker: InProcessWorker) -> None:
+    def test_emit_then_read_the_result(self, app: FastAPI) -> None:
         with TestClient(app) as client:
             accepted = client.post("/invoices/7/emit")
             assert accepted.status_code == 202
@@ -39,9 +56,7 @@ class TestFastAPIExample:
             None,
         )
 
-    def test_a_wrong_argument_is_refused_by_the_endpoint(
-        self, hexa_worker: InProcessWorker
-    ) -> None:
+    def test_a_wrong_argument_is_refused_by_the_endpoint(self, app: FastAPI) -> None:
         with TestClient(app) as client:
             assert client.post("/invoices/abc/emit").status_code == 422
 

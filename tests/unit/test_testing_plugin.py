@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,8 +17,7 @@ import structlog
 import hexa
 from hexa import Backoff, FixedDelay, module_task, service_locator
 from hexa.testing import EventLog, InProcessWorker, capture_logs, in_process_worker, run_eagerly
-from modules.invoicing.adapter.input.tasks.invoice import emit_invoice
-from modules.yiqi_erp.adapter.input.tasks.yiqi_erp import create_invoice_from_purchase_invoice
+from tests.support.fresh import fresh_repo_modules
 from tests.support.worker import REPO
 
 EXAMPLE_TASKS = [
@@ -62,14 +62,32 @@ def double(n: int) -> int:
     return 2 * n
 
 
+@pytest.fixture
+def repo_modules() -> Iterator[None]:
+    with fresh_repo_modules():
+        yield
+
+
+@pytest.fixture
+def hexa_modules(repo_modules: None) -> str:
+    """The plugin's own fixture, overridden: discover the example modules afresh."""
+    return "modules"
+
+
 class TestInProcessWorker:
     def test_send_get_reaches_the_worker_with_no_server(self, hexa_worker: InProcessWorker) -> None:
+        from modules.invoicing.adapter.input.tasks.invoice import emit_invoice
+
         assert hexa_worker.task_names == EXAMPLE_TASKS
         assert emit_invoice.send(7).get(timeout=10) == "Factura 7 emitida!"
 
     def test_async_task_uses_services_discovery_registered(
         self, hexa_worker: InProcessWorker
     ) -> None:
+        from modules.yiqi_erp.adapter.input.tasks.yiqi_erp import (
+            create_invoice_from_purchase_invoice,
+        )
+
         result = create_invoice_from_purchase_invoice.send(3).get(timeout=10)
         assert result["purchase_invoice_id"] == 3
         assert result["total"] == 300
@@ -82,6 +100,8 @@ class TestInProcessWorker:
     def test_task_events_carry_the_task_id(
         self, hexa_worker: InProcessWorker, hexa_logs: EventLog
     ) -> None:
+        from modules.invoicing.adapter.input.tasks.invoice import emit_invoice
+
         sent = emit_invoice.send(1)
         sent.get(timeout=10)
         succeeded = hexa_logs.named("task.succeeded")
@@ -89,7 +109,7 @@ class TestInProcessWorker:
             ("invoicing.emit_invoice", sent.id)
         ]
 
-    def test_previous_app_and_services_are_back_afterwards(self) -> None:
+    def test_previous_app_and_services_are_back_afterwards(self, repo_modules: None) -> None:
         service_locator.register("mine", object)
         before = hexa.current_app()
         with in_process_worker() as worker:
