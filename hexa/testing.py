@@ -15,6 +15,7 @@ fixtures and context managers themselves.
 
 from __future__ import annotations
 
+import importlib.util
 import socket
 import threading
 import uuid
@@ -37,6 +38,7 @@ from hexa import _app
 from hexa._app import HexaCelery, use_app
 from hexa._arguments import bind_arguments, check_json
 from hexa._definitions import TaskDefinition, definition, definitions
+from hexa._exceptions import DiscoveryError
 from hexa._locator import service_locator
 from hexa._modules import TASKS_SERVICE, ModuleRegistry, discover_modules
 from hexa._registry import TASKS_SUFFIX, registry
@@ -266,11 +268,21 @@ def _restored_state() -> Iterator[None]:
         ModuleRegistry._modules.update(modules)
 
 
+def _require_importable(package: str) -> None:
+    if importlib.util.find_spec(package) is None:
+        raise DiscoveryError(
+            f"no {package!r} package importable in this test session (cwd {Path.cwd()}); run "
+            'pytest from the project\'s root with pythonpath = ["."] in its configuration, '
+            "or override the hexa_modules fixture (None: the tasks @module_task declared)"
+        )
+
+
 def _load_tasks(package: str | None) -> None:
     """Fill the service locator as the worker does: discovery, or the registry's tasks."""
     ModuleRegistry().clear()
     service_locator.clear()
     if package is not None:
+        _require_importable(package)
         discover_modules(package, "module.py")
         return
     for name, tasks in registry.services().items():

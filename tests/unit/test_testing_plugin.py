@@ -119,6 +119,17 @@ class TestInProcessWorker:
         assert "mine" in service_locator
         assert "purchase_invoice_service" not in service_locator
 
+    def test_a_package_pytest_cannot_import_is_explained(self) -> None:
+        before = hexa.current_app()
+        service_locator.register("mine", object)
+        with (
+            pytest.raises(hexa.DiscoveryError, match=r"no 'nowhere' package .*hexa_modules"),
+            in_process_worker("nowhere"),
+        ):
+            pass
+        assert hexa.current_app() is before  # nothing is left half set up
+        assert "mine" in service_locator
+
     def test_none_runs_the_tasks_the_registry_holds(self) -> None:
         with in_process_worker(None) as worker:
             assert "plugin_demo.double" in worker.task_names
