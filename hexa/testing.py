@@ -300,7 +300,8 @@ def _queues(app: HexaCelery) -> tuple[str, ...]:
 @contextmanager
 def _worker_thread(app: HexaCelery, pool: str, concurrency: int) -> Iterator[InProcessWorker]:
     """Celery's own test worker in a daemon thread; stopped (and joined) on exit."""
-    app.log.already_setup = True  # type: ignore[misc]  # never touch the test session's logging configuration
+    # Never touch the test session's logging configuration (Celery's worker would).
+    app.log.already_setup = True  # type: ignore[misc]
     hostname = f"hexa-testing-{uuid.uuid4().hex[:8]}@{socket.gethostname()}"
     queues = _queues(app)
     worker = TestWorkController(

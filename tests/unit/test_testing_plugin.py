@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -60,6 +61,20 @@ def counts_retries(task: object) -> int:
 @module_task(module="plugin_demo")
 def double(n: int) -> int:
     return 2 * n
+
+
+_gate = threading.Event()
+
+
+@module_task(module="plugin_demo")
+def wait_for_gate() -> bool:
+    """True only if `open_gate` ran while this task was still running."""
+    return _gate.wait(5)
+
+
+@module_task(module="plugin_demo")
+def open_gate() -> None:
+    _gate.set()
 
 
 @pytest.fixture
@@ -129,6 +144,13 @@ class TestInProcessWorker:
             pass
         assert hexa.current_app() is before  # nothing is left half set up
         assert "mine" in service_locator
+
+    def test_threads_pool_runs_tasks_side_by_side(self) -> None:
+        _gate.clear()
+        with in_process_worker(None, pool="threads", concurrency=2):
+            waiting = wait_for_gate.send()
+            open_gate.send().get(timeout=10)
+            assert waiting.get(timeout=10) is True
 
     def test_none_runs_the_tasks_the_registry_holds(self) -> None:
         with in_process_worker(None) as worker:
