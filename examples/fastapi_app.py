@@ -2,8 +2,7 @@
 
 From the repository root, with a worker running (`make worker` in another terminal):
 
-    pip install fastapi uvicorn
-    uvicorn examples.fastapi_app:app            # or: python -m examples.fastapi_app
+    .venv/bin/uvicorn examples.fastapi_app:app  # or: python -m examples.fastapi_app
     curl -X POST localhost:8000/invoices/123/emit
     {"task_id": "4f0c…", "status": "PENDING"}
     curl localhost:8000/tasks/4f0c…
