@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -92,7 +93,10 @@ def _ready(sender: Any = None, **_: Any) -> None:
 
 
 def _stop_bridge(**_: Any) -> None:
-    bridge.stop()
+    """Worker (or pool child) shutdown: cancel what is left and close the loop cleanly."""
+    if bridge.running:
+        bridge.stop()
+        log.info("event_loop.stopped", pid=os.getpid())
 
 
 def _log_report(app: HexaCelery, found: list[TaskDefinition]) -> None:
