@@ -50,9 +50,12 @@ def entry_point(definition: TaskDefinition) -> Callable[..., Any]:
 
 def _celery_options(definition: TaskDefinition) -> dict[str, Any]:
     options = dict(definition.options)
-    if definition.timeout is not None and not definition.is_async:
-        options.setdefault("soft_time_limit", definition.timeout)
+    if definition.timeout is not None:
+        # Async tasks are cancelled by the bridge at `timeout`; the hard limit is prefork's
+        # backstop for a coroutine that blocks the loop, where cancellation cannot land.
         options.setdefault("time_limit", definition.timeout + HARD_LIMIT_GRACE)
+        if not definition.is_async:
+            options.setdefault("soft_time_limit", definition.timeout)
     return options
 
 

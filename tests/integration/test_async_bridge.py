@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from celery import Celery
-from celery.exceptions import SoftTimeLimitExceeded
+from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 
 from hexa import TaskTimeoutError
 from tests.conftest import StartWorker
@@ -114,21 +114,24 @@ class TestTimeouts:
         assert cancelled["task_id"] == result.id
         assert send_all(plain_client, "ping", 1)[0]["reply"] == "+PONG"  # the loop lives on
 
-    def test_sync_timeout_is_celerys_time_limit_on_prefork(
+    def test_prefork_applies_celerys_time_limits_to_sync_tasks_and_blocked_loops(
         self,
         project: Callable[..., Path],
         start_worker: StartWorker,
         real_env: dict[str, str],
         plain_client: Celery,
     ) -> None:
-        worker = start_worker(project(PROBE), real_env, ["--pool=prefork", "--concurrency=1"])
-        result = plain_client.send_task("async_probe.overrun_sync", args=[30])
+        worker = start_worker(project(PROBE), real_env, ["--pool=prefork", "--concurrency=2"])
+        sync = plain_client.send_task("async_probe.overrun_sync", args=[30])
+        blocked = plain_client.send_task("async_probe.block_loop", args=[30])
 
         with pytest.raises(SoftTimeLimitExceeded):
-            result.get(timeout=20)
+            sync.get(timeout=20)
+        with pytest.raises(TimeLimitExceeded):  # killed at timeout + HARD_LIMIT_GRACE
+            blocked.get(timeout=20)
 
         failed = worker.wait_for("task.failed")[0]
-        assert failed["task_id"] == result.id
+        assert failed["task_id"] == sync.id
         assert failed["timeout"] == 0.5
         assert failed["error"].startswith("SoftTimeLimitExceeded")
 

@@ -12,7 +12,7 @@ from celery import Celery
 
 from hexa import AsyncTask, TaskSpec, TaskTimeoutError
 from hexa._definitions import TaskDefinition
-from hexa._worker import register_task
+from hexa._worker import HARD_LIMIT_GRACE, register_task
 
 #: A loop-bound resource cached at module level, as an async client would be.
 _cache: dict[str, Any] = {}
@@ -83,3 +83,15 @@ class TestInProcessCalls:
             app.tasks["probe.add"].delay(1, 2, 3)
         with pytest.raises(TypeError, match="argument"):
             app.tasks["probe.add"].delay(c=1)
+
+
+class TestAsyncTimeLimits:
+    def test_bridge_cancels_at_the_timeout_and_prefork_kills_later_as_a_backstop(
+        self, app: Celery
+    ) -> None:
+        definition = TaskDefinition(name="probe.hang", func=hang, service="probe", timeout=2)
+        register_task(app, definition)
+        task = app.tasks["probe.hang"]
+        # A soft limit would raise in the waiting thread and leave the coroutine running.
+        assert task.soft_time_limit is None
+        assert task.time_limit == 2 + HARD_LIMIT_GRACE

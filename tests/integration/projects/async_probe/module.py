@@ -104,6 +104,12 @@ async def overrun(seconds: float) -> str:
 
 
 @module_task(timeout=0.5)
+async def block_loop(seconds: float) -> str:
+    time.sleep(seconds)  # a sync call inside async code: no await, so no cancellation
+    return "finished"
+
+
+@module_task(timeout=0.5)
 def overrun_sync(seconds: float) -> str:
     time.sleep(seconds)
     return "finished"
