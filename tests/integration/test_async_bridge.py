@@ -94,6 +94,10 @@ class TestPersistentLoop:
         pings = send_all(worker, plain_client, "ping", 20)  # 20 at once share the one client
         assert {(ping["reply"], ping["created"]) for ping in pings} == {("+PONG", 1)}
         assert {ping["loop"] for ping in pings} == {naps[0]["loop"]}
+        sums = [plain_client.send_task("async_probe.add", args=[n, 0]) for n in range(20)]
+        assert [result.get(timeout=30) for result in sums] == list(range(20))
+        entered = {e["task_id"]: e["a"] for e in worker.wait_for("probe.entered", count=20)}
+        assert entered == {result.id: n for n, result in enumerate(sums)}  # no crossed contexts
         assert_stops_cleanly(worker, {naps[0]["pid"]})
 
 
