@@ -9,6 +9,7 @@ calls `run_sync` waits on its own coroutine, so a threads pool of N keeps N in f
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import threading
 import weakref
@@ -108,7 +109,8 @@ class EventLoopBridge:
             if self._pid != os.getpid():
                 self._abandon_parent_loop()
             if self._context is not None and self._portal is not None:
-                self._portal.call(self._portal.stop, True)
+                with contextlib.suppress(RuntimeError):  # the portal has stopped already
+                    self._portal.call(self._portal.stop, True)
                 self._context.__exit__(None, None, None)
             self._portal = self._context = None
             self._loop_thread = 0
