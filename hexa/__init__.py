@@ -19,6 +19,7 @@ from hexa._exceptions import (
 from hexa._locator import ServiceLocator, service_locator
 from hexa._modules import DiscoveryReport, Module, ModuleRegistry, discover_modules
 from hexa._registry import Registry, registry
+from hexa._remote import RemoteTask, remote_task
 from hexa._result import TaskResult
 from hexa._retry import Backoff, FixedDelay, RetryPolicy, celery_retry_options, retry_delay
 from hexa._settings import Settings
@@ -45,6 +46,7 @@ __all__ = [
     "ModuleImportError",
     "ModuleRegistry",
     "Registry",
+    "RemoteTask",
     "RetryPolicy",
     "ServiceLocator",
     "ServiceNotFoundError",
@@ -63,6 +65,7 @@ __all__ = [
     "discover_modules",
     "module_task",
     "registry",
+    "remote_task",
     "retry_delay",
     "service_locator",
     "use_app",

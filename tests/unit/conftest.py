@@ -13,9 +13,11 @@ from hexa import ModuleRegistry, registry, service_locator
 
 @pytest.fixture(autouse=True)
 def clean_registries() -> Iterator[None]:
-    """Each test starts from, and leaves, the registries as they were."""
+    """Each test starts from empty registries and leaves them as they were."""
     tasks = dict(registry._tasks)
     services = dict(service_locator._services)
+    registry.clear()
+    service_locator.clear()
     yield
     registry._tasks.clear()
     registry._tasks.update(tasks)

@@ -76,8 +76,10 @@ class TestCreateCeleryWorker:
         assert app.tasks["m.add"].time_limit > 3
 
     def test_schedule_fills_beat_schedule(self, settings: Settings) -> None:
-        app = build({"m_tasks": {"add": {"task": add, "config": {"schedule": 5.0}}}}, settings)
-        assert app.conf.beat_schedule == {"m.add": {"task": "m.add", "schedule": 5.0}}
+        def tick() -> None: ...
+
+        app = build({"m_tasks": {"tick": {"task": tick, "config": {"schedule": 5.0}}}}, settings)
+        assert app.conf.beat_schedule == {"m.tick": {"task": "m.tick", "schedule": 5.0}}
 
     def test_name_taken_in_the_app_is_an_error(self, settings: Settings) -> None:
         locator = ServiceLocator()
