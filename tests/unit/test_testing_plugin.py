@@ -16,7 +16,7 @@ import pytest
 import structlog
 
 import hexa
-from hexa import Backoff, FixedDelay, module_task, service_locator
+from hexa import Backoff, FixedDelay, module_task, registry, service_locator
 from hexa.testing import EventLog, InProcessWorker, capture_logs, in_process_worker, run_eagerly
 from tests.support.fresh import fresh_repo_modules
 from tests.support.worker import REPO
@@ -89,6 +89,13 @@ def hexa_modules(repo_modules: None) -> str:
     return "modules"
 
 
+@pytest.fixture
+def declared() -> None:
+    """Put this file's tasks back in the registry (unit tests start from an empty one)."""
+    for task in (double, wait_for_gate, open_gate):
+        registry.add(task)
+
+
 class TestInProcessWorker:
     def test_send_get_reaches_the_worker_with_no_server(self, hexa_worker: InProcessWorker) -> None:
         from modules.invoicing.adapter.input.tasks.invoice import emit_invoice
@@ -145,14 +152,14 @@ class TestInProcessWorker:
         assert hexa.current_app() is before  # nothing is left half set up
         assert "mine" in service_locator
 
-    def test_threads_pool_runs_tasks_side_by_side(self) -> None:
+    def test_threads_pool_runs_tasks_side_by_side(self, declared: None) -> None:
         _gate.clear()
         with in_process_worker(None, pool="threads", concurrency=2):
             waiting = wait_for_gate.send()
             open_gate.send().get(timeout=10)
             assert waiting.get(timeout=10) is True
 
-    def test_none_runs_the_tasks_the_registry_holds(self) -> None:
+    def test_none_runs_the_tasks_the_registry_holds(self, declared: None) -> None:
         with in_process_worker(None) as worker:
             assert "plugin_demo.double" in worker.task_names
             assert double.send(21).get(timeout=10) == 42
