@@ -76,6 +76,27 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+#: Option value names shown in help (argparse would print the upper-cased option name).
+METAVARS = {
+    "queues": "Q1,Q2",
+    "pool": "POOL",
+    "concurrency": "N",
+    "loglevel": "LEVEL",
+    "hostname": "NAME",
+    "out": "FILE.py",
+}
+
+
+def _tidy_options(command: argparse.ArgumentParser) -> None:
+    """Short option first (`-Q, --queues Q1,Q2`) and readable value names."""
+    for action in command._actions:
+        if not action.option_strings:
+            continue
+        action.option_strings = sorted(action.option_strings, key=len)
+        if action.dest in METAVARS and action.nargs != 0:
+            action.metavar = METAVARS[action.dest]
+
+
 def _subparsers(root: argparse.ArgumentParser) -> dict[str, Any]:
     for action in root._actions:
         if isinstance(action, argparse._SubParsersAction):
@@ -92,4 +113,5 @@ def polish(root: argparse.ArgumentParser) -> argparse.ArgumentParser:
         command.description = textwrap.fill(description, 88) if description else None
         command.epilog = epilog or None
         command.formatter_class = argparse.RawDescriptionHelpFormatter
+        _tidy_options(command)
     return root
