@@ -9,8 +9,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from celery.exceptions import TimeoutError as ResultTimeoutError
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from hexa._cli import parser
+from hexa._cli_errors import explain
 from hexa._cli_help import COMMANDS
 from tests.support.worker import REPO
 
@@ -94,19 +97,11 @@ class TestErrors:
 
 class TestExplain:
     def test_result_timeout_points_at_workers_and_status(self) -> None:
-        from celery.exceptions import TimeoutError as ResultTimeoutError
-
-        from hexa._cli_errors import explain
-
         line = explain(ResultTimeoutError("The operation timed out."))
         assert "is a worker consuming" in line
         assert "hexa status TASK_ID" in line
 
     def test_unreachable_backend_is_named_masked(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        from redis.exceptions import ConnectionError as RedisConnectionError
-
-        from hexa._cli_errors import explain
-
         monkeypatch.setenv("REDIS_URL", "redis://:pw123@cache:6379/0")
         line = explain(RedisConnectionError("Error 111 connecting.\nConnection refused."))
         assert line.startswith("cannot reach the result backend (redis://:**@cache:6379/0)")
@@ -114,8 +109,6 @@ class TestExplain:
         assert "\n" not in line
 
     def test_anything_else_names_its_type_and_debug(self) -> None:
-        from hexa._cli_errors import explain
-
         assert explain(LookupError("boom")) == (
             "LookupError: boom (run 'hexa --debug ...' for the traceback)"
         )
