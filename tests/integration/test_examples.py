@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -105,6 +106,23 @@ class TestCeleryTools:
             "notifications.send_notification",
             "yiqi_erp.create_invoice_from_purchase_invoice",
         } <= set(registered)
+
+    def test_worker_sends_task_events(self, worker: WorkerProcess, plain_client: Celery) -> None:
+        """What `celery events` and Flower read: task-received/started/succeeded on `celeryev`."""
+        seen: list[tuple[str, str]] = []  # (type, task id): other suites' workers send too
+        with plain_client.connection_for_read() as conn:
+            receiver = plain_client.events.Receiver(
+                conn, handlers={"*": lambda event: seen.append((event["type"], event.get("uuid")))}
+            )
+            with receiver.consumer_context() as (connection, _, _):
+                sent = plain_client.send_task("invoicing.emit_invoice", args=[5])
+                sent.get(timeout=20)
+                deadline = time.monotonic() + 10
+                while ("task-succeeded", sent.id) not in seen and time.monotonic() < deadline:
+                    with contextlib.suppress(socket.timeout):
+                        connection.drain_events(timeout=0.5)
+        ours = {kind for kind, task_id in seen if task_id == sent.id}
+        assert {"task-received", "task-started", "task-succeeded"} <= ours
 
     def test_purge_empties_the_configured_queue(
         self,
