@@ -28,6 +28,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
         "worker_prefetch_multiplier": 1,
+        # Nothing the worker cannot run is dropped: it goes to `<default queue>.dead`.
+        "worker_consumer": "hexa._dead_consumer:DeadLetterConsumer",
         "broker_connection_retry_on_startup": True,
         "broker_transport_options": settings.broker_transport_options,
         "task_default_queue": settings.default_queue,

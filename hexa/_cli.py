@@ -12,6 +12,7 @@ from typing import Any
 from celery.result import AsyncResult
 
 from hexa._app import HexaCelery, current_app
+from hexa._dead_letters import DeadLetter, DeadLetterStore, dead_queue_name
 from hexa._exceptions import HexaError
 from hexa._locator import service_locator
 from hexa._logging import configure_logging
@@ -103,6 +104,56 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def _dead_line(letter: DeadLetter) -> str:
+    reason = " ".join(letter.reason.split())
+    return f"{letter.when}  {letter.id}  {letter.task}  {reason}"
+
+
+def cmd_dead(args: argparse.Namespace) -> int:
+    """`hexa dead list|replay|purge`: the dead-letter queue of this directory's settings."""
+    settings = Settings.from_env()
+    settings.make_dirs()
+    store = DeadLetterStore(settings)
+    if args.action == "list":
+        letters = store.letters()
+        for letter in letters:
+            print(_dead_line(letter))
+        print(f"{len(letters)} dead letter(s) in {dead_queue_name(settings)}")
+        return 0
+    if args.action == "purge":
+        print(f"purged {store.purge()} dead letter(s) from {dead_queue_name(settings)}")
+        return 0
+    return _replay(store, args.ids, args.all)
+
+
+def _replay(store: DeadLetterStore, ids: list[str], everything: bool) -> int:
+    if bool(ids) == everything:
+        raise ValueError("hexa dead replay: give dead-letter ids, or --all (not both)")
+    replayed = store.replay(None if everything else ids)
+    for letter in replayed:
+        print(f"replayed {letter.id}  {letter.task}  -> {letter.queue}")
+    missing = sorted(set(ids) - {letter.id for letter in replayed})
+    if missing:
+        print(
+            f"hexa: error: no dead letter with id {', '.join(missing)}; "
+            "'hexa dead list' shows them",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+def _add_dead(commands: Any) -> None:
+    dead = commands.add_parser("dead", help="list, replay or purge dead letters")
+    actions = dead.add_subparsers(dest="action", required=True, metavar="ACTION")
+    actions.add_parser("list", help="show each dead letter: when, id, task, reason")
+    replay = actions.add_parser("replay", help="re-publish dead letters to their queues")
+    replay.add_argument("ids", nargs="*", metavar="ID", help="dead-letter (task) ids")
+    replay.add_argument("--all", action="store_true", help="replay every dead letter")
+    actions.add_parser("purge", help="delete every dead letter")
+    dead.set_defaults(func=cmd_dead)
+
+
 def _add_worker(commands: Any, name: str, help_text: str) -> None:
     worker = commands.add_parser(name, help=help_text, description=help_text)
     worker.add_argument("--queues", "-Q", help="comma-separated queues to consume")
@@ -138,6 +189,7 @@ def parser() -> argparse.ArgumentParser:
     status = commands.add_parser("status", help="show a task's state and result")
     status.add_argument("task_id")
     status.set_defaults(func=cmd_status)
+    _add_dead(commands)
     return root
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from urllib.parse import unquote, urlparse
 
 import attrs
 from kombu.utils.url import maybe_sanitize_url
@@ -77,6 +78,11 @@ class Settings:
             "queue": self.default_queue,
         }
 
+    def secrets(self) -> list[str]:
+        """The passwords in the broker and backend URLs: never to be printed or stored."""
+        found = [urlparse(url).password for url in (self.broker_url, self.result_backend)]
+        return sorted({form for pw in found if pw for form in (pw, unquote(pw))}, key=len)[::-1]
+
     def make_dirs(self) -> None:
         """Create the embedded broker's and result store's folders when they are in use."""
         if self.embedded_broker:
@@ -103,3 +109,10 @@ class Settings:
             home=home,
             default_queue=values.get(QUEUE_ENV) or "celery",
         )
+
+
+def redact(text: str, settings: Settings) -> str:
+    """`text` with the broker's and the backend's passwords replaced by `**`."""
+    for secret in settings.secrets():
+        text = text.replace(secret, "**")
+    return text
