@@ -30,7 +30,8 @@ BROKER_ERRORS: tuple[type[BaseException], ...] = (KombuError, OSError, AMQPError
 #: Longest wait for one confirm; the publish deadline bounds the attempts together.
 CONFIRM_TIMEOUT = 5.0
 _PAUSE = 0.5  # between attempts while the broker is away
-_ONE_RECONNECT = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2}
+#: kombu's own retry is off: a failed attempt drops its connection, the next one reconnects.
+_NO_KOMBU_RETRY = {"max_retries": 0}
 
 
 def publish(
@@ -69,7 +70,7 @@ def send_confirmed(
                 args=args,
                 kwargs=kwargs,
                 confirm_timeout=confirm,
-                retry_policy=_ONE_RECONNECT,
+                retry_policy=_NO_KOMBU_RETRY,
                 **options,
             )
         except BROKER_ERRORS as error:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import time
 import uuid
 from collections.abc import Iterator
@@ -90,6 +91,7 @@ def own_rabbitmq() -> Iterator[OwnRabbitMQ]:
 def own_redis() -> Iterator[OwnRedis]:
     server = OwnRedis(password=f"chaos-redis-{uuid.uuid4().hex[:12]}").start()
     yield server
+    gc.collect()  # results of its tests unsubscribe from it when collected: while it is up
     server.stop()
 
 

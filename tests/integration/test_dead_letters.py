@@ -15,7 +15,7 @@ from celery.exceptions import NotRegistered
 
 import hexa
 from hexa._app import build_app
-from hexa._dead_letters import DeadLetterStore
+from hexa._dead_letters import DeadLetter, DeadLetterStore
 from tests.conftest import StartWorker
 
 pytestmark = pytest.mark.integration
@@ -39,12 +39,12 @@ def hexa_cli(cwd: Path, env: dict[str, str], *args: str) -> subprocess.Completed
     )
 
 
-def wait_dead(settings: hexa.Settings, count: int, timeout: float = 20.0) -> list[object]:
+def wait_dead(settings: hexa.Settings, count: int, timeout: float = 20.0) -> list[DeadLetter]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         letters = DeadLetterStore(settings).letters()
         if len(letters) >= count:
-            return list(letters)
+            return letters
         time.sleep(0.2)
     raise AssertionError(f"fewer than {count} dead letters after {timeout}s")
 
@@ -93,10 +93,10 @@ class TestDeadLettersOnRabbitMQ:
             sent.get(timeout=20)
         settings = hexa.Settings.from_env(environ=real_env)
         [letter] = wait_dead(settings, 1)
-        assert letter.id == sent.id  # type: ignore[attr-defined]
-        assert letter.reason.startswith("failed after 2 attempt(s): ValueError")  # type: ignore[attr-defined]
-        assert "[[41], {}" in letter.body  # type: ignore[attr-defined]
-        assert letter.headers["retries"] == 0  # type: ignore[attr-defined]
+        assert letter.id == sent.id
+        assert letter.reason.startswith("failed after 2 attempt(s): ValueError")
+        assert "[[41], {}" in letter.body
+        assert letter.headers["retries"] == 0
 
     def test_replay_of_an_unknown_id_fails_and_purge_empties_the_queue(
         self,
