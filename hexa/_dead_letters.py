@@ -176,7 +176,7 @@ class DeadLetterStore:
                 channel.close()  # unacked messages return to the queue
 
     def letters(self) -> list[DeadLetter]:
-        """Every dead letter, oldest first; the queue is left as it was."""
+        """Every dead letter, in queue order; the queue keeps them all."""
         with self._fetched() as fetched:
             return [letter for _, letter in fetched]
 
