@@ -18,6 +18,14 @@ install: $(STAMP)
 worker: $(STAMP)
 	$(BIN)/hexa worker
 
+# The worker, restarted whenever a .py file under modules/, hexa/ or a project package changes.
+dev: $(STAMP)
+	$(BIN)/hexa worker --reload
+
+# Celery Beat: sends every @module_task(schedule=...) when due (state in .hexa/).
+beat: $(STAMP)
+	$(BIN)/hexa beat
+
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 

@@ -22,6 +22,7 @@ from hexa._exceptions import (
 from hexa._locator import ServiceLocator, service_locator
 from hexa._modules import DiscoveryReport, Module, ModuleRegistry, discover_modules
 from hexa._registry import Registry, registry
+from hexa._remote import RemoteTask, remote_task
 from hexa._result import TaskResult
 from hexa._retry import Backoff, FixedDelay, RetryPolicy, celery_retry_options, retry_delay
 from hexa._settings import Settings
@@ -51,6 +52,7 @@ __all__ = [
     "ModuleRegistry",
     "PublishError",
     "Registry",
+    "RemoteTask",
     "ResultBackendError",
     "RetryPolicy",
     "ServiceLocator",
@@ -70,6 +72,7 @@ __all__ = [
     "discover_modules",
     "module_task",
     "registry",
+    "remote_task",
     "retry_delay",
     "service_locator",
     "use_app",

@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from hexa._exceptions import DispatchError
+from hexa._exceptions import DispatchError, did_you_mean
 
 _SCALARS = (str, int, float, bool, type(None))
 # Types Celery's JSON serializer encodes and decodes itself.
@@ -30,7 +30,41 @@ def bind_arguments(
     try:
         signature.bind(*args, **kwargs)
     except TypeError as error:
-        raise TypeError(f"{task_name}{signature}: {error}") from None
+        hint = _misnamed(signature, kwargs, str(error))
+        raise TypeError(f"{task_name}{readable(signature)}: {error}{hint}") from None
+
+
+class _Source(str):
+    """An annotation kept as a string (`from __future__ import annotations`), shown unquoted."""
+
+    def __repr__(self) -> str:
+        return str(self)
+
+
+def readable(signature: inspect.Signature) -> str:
+    """`(invoice_id: int | None = None) -> str`, whether annotations are strings or types."""
+
+    def plain(annotation: Any) -> Any:
+        return _Source(annotation) if isinstance(annotation, str) else annotation
+
+    parameters = [p.replace(annotation=plain(p.annotation)) for p in signature.parameters.values()]
+    return str(
+        signature.replace(
+            parameters=parameters, return_annotation=plain(signature.return_annotation)
+        )
+    )
+
+
+def _misnamed(signature: inspect.Signature, kwargs: Mapping[str, Any], message: str) -> str:
+    """A "did you mean 'invoice_id'?" hint for a keyword the signature does not have."""
+    params = signature.parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return ""
+    unknown = [key for key in kwargs if key not in params]
+    if not unknown:
+        return ""
+    named = "" if repr(unknown[0]) in message else f"; unexpected keyword argument {unknown[0]!r}"
+    return named + did_you_mean(unknown[0], params)
 
 
 def _json_problem(value: Any) -> str | None:
@@ -50,9 +84,29 @@ def _json_problem(value: Any) -> str | None:
     return f"{type(value).__qualname__} is not JSON-serializable"
 
 
-def check_json(task_name: str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> None:
-    """Raise `DispatchError` naming the first argument that cannot be sent as JSON."""
-    named = [(f"argument {i}", v) for i, v in enumerate(args)]
+def _positional_labels(signature: inspect.Signature | None, count: int) -> list[str]:
+    """`argument 'invoice_id'` for each positional value; by index past the named ones."""
+    kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    params = list(signature.parameters.values()) if signature else []
+    names = [p.name for p in params if p.kind in kinds]
+    star = next((p.name for p in params if p.kind is inspect.Parameter.VAR_POSITIONAL), None)
+    labels = [f"argument {name!r}" for name in names[:count]]
+    for index in range(len(labels), count):
+        labels.append(f"argument {star}[{index - len(names)}]" if star else f"argument {index}")
+    return labels
+
+
+def check_json(
+    task_name: str,
+    args: Sequence[Any],
+    kwargs: Mapping[str, Any],
+    signature: inspect.Signature | None = None,
+) -> None:
+    """Raise `DispatchError` naming the first argument that cannot be sent as JSON.
+
+    With the task's `signature`, positional values are named by their parameter.
+    """
+    named = list(zip(_positional_labels(signature, len(args)), args, strict=True))
     named += [(f"argument {k!r}", v) for k, v in kwargs.items()]
     for label, value in named:
         problem = _json_problem(value)

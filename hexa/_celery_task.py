@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 import structlog
@@ -21,6 +22,18 @@ _clock = threading.local()
 
 def _error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
+
+
+def _delay(einfo: Any) -> float | None:
+    """Seconds until the retry runs, read from the `Retry` that Celery's einfo carries."""
+    retry = getattr(einfo, "exception", None)
+    if not isinstance(retry, Retry):  # billiard wraps it in an ExceptionWithTraceback
+        retry = getattr(retry, "exc", None)
+    when = retry.when if isinstance(retry, Retry) else None
+    if isinstance(when, datetime):  # retry(eta=...); Celery reads a naive eta as UTC
+        aware = when if when.tzinfo else when.replace(tzinfo=UTC)
+        return round((aware - datetime.now(UTC)).total_seconds(), 3)
+    return when if isinstance(when, int | float) else None
 
 
 class HexaTask(CeleryTask[Any, Any]):
@@ -43,12 +56,10 @@ class HexaTask(CeleryTask[Any, Any]):
     def on_retry(
         self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any
     ) -> None:
-        retry = getattr(einfo, "exception", None)
-        delay = retry.when if isinstance(retry, Retry) else None
         log.warning(
             "task.retry",
             attempt=self.request.retries + 1,
-            delay=delay,
+            delay=_delay(einfo),
             error=_error(exc),
         )
 

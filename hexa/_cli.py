@@ -7,6 +7,7 @@ import json
 import os
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from celery.result import AsyncResult
@@ -17,7 +18,10 @@ from hexa._exceptions import HexaError
 from hexa._locator import service_locator
 from hexa._logging import configure_logging
 from hexa._modules import TASKS_SERVICE, DiscoveryReport, ModuleRegistry, discover_modules
+from hexa._reload import is_reload_child, run_with_reload
+from hexa._schedule import log_beat_schedule, schedule_file
 from hexa._settings import Settings
+from hexa._stubs import DEFAULT_STUBS_PATH, is_stale, render_stubs
 from hexa._worker import create_celery_worker, task_line
 
 
@@ -45,13 +49,28 @@ def worker_argv(args: argparse.Namespace, settings: Settings) -> list[str]:
     if args.hostname:
         argv.append(f"--hostname={args.hostname}")
     if args.beat:
-        argv += ["--beat", f"--schedule={settings.home / 'celerybeat-schedule'}"]
+        argv += ["--beat", f"--schedule={schedule_file(settings)}"]
     return argv
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
+    if args.reload and not is_reload_child():
+        configure_logging(level=args.loglevel)
+        return run_with_reload(args.argv)
     app, _ = discover(args.loglevel)
+    if args.beat:
+        log_beat_schedule(app.hexa_definitions)
     app.worker_main(worker_argv(args, app.hexa_settings))
+    return 0
+
+
+def cmd_beat(args: argparse.Namespace) -> int:
+    """Celery Beat with the discovered schedule; its state file lives under `.hexa/`."""
+    app, _ = discover(args.loglevel)
+    log_beat_schedule(app.hexa_definitions)
+    app.start(
+        ["beat", f"--loglevel={args.loglevel}", f"--schedule={schedule_file(app.hexa_settings)}"]
+    )
     return 0
 
 
@@ -79,9 +98,20 @@ def _parse_arg(text: str) -> Any:
         return text
 
 
+def _parse_kwargs(text: str | None) -> dict[str, Any]:
+    """`--kwargs`: a JSON object, or a clear error that shows one."""
+    try:
+        kwargs = json.loads(text) if text else {}
+    except ValueError:
+        kwargs = None
+    if not isinstance(kwargs, dict):
+        raise ValueError(f"--kwargs {text!r}: give a JSON object, e.g. '{{\"user_id\": 1}}'")
+    return kwargs
+
+
 def cmd_send(args: argparse.Namespace) -> int:
+    kwargs = _parse_kwargs(args.kwargs)
     discover()
-    kwargs = json.loads(args.kwargs) if args.kwargs else {}
     result = service_locator.get_service(TASKS_SERVICE).send_task(
         args.name,
         args=[_parse_arg(a) for a in args.args],
@@ -154,6 +184,24 @@ def _add_dead(commands: Any) -> None:
     dead.set_defaults(func=cmd_dead)
 
 
+def cmd_stubs(args: argparse.Namespace) -> int:
+    app, _ = discover()
+    text = render_stubs(app.hexa_definitions)
+    if args.out == "-":
+        print(text, end="")
+        return 0
+    path = Path(args.out)
+    if args.check:
+        if is_stale(path, text):
+            print(f"hexa: {path} is stale; run: hexa stubs --out {path}", file=sys.stderr)
+            return 1
+        print(f"{path} is up to date")
+        return 0
+    path.write_text(text, encoding="utf-8")
+    print(f"wrote {path} ({len(app.hexa_definitions)} tasks)")
+    return 0
+
+
 def _add_worker(commands: Any, name: str, help_text: str) -> None:
     worker = commands.add_parser(name, help=help_text, description=help_text)
     worker.add_argument("--queues", "-Q", help="comma-separated queues to consume")
@@ -162,6 +210,9 @@ def _add_worker(commands: Any, name: str, help_text: str) -> None:
     worker.add_argument("--loglevel", "-l", default="INFO", help="default: INFO")
     worker.add_argument("--hostname", "-n", help="node name, e.g. invoicing@%%h")
     worker.add_argument("--beat", "-B", action="store_true", help="also run periodic tasks")
+    worker.add_argument(
+        "--reload", action="store_true", help="restart when a .py file changes (development)"
+    )
     worker.set_defaults(func=cmd_worker)
 
 
@@ -173,6 +224,10 @@ def parser() -> argparse.ArgumentParser:
     commands = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_worker(commands, "worker", "run a worker for every task in ./modules")
     _add_worker(commands, "celery-apps", "alias of 'worker' (the seed's name)")
+
+    beat = commands.add_parser("beat", help="run Celery Beat: send periodic tasks when due")
+    beat.add_argument("--loglevel", "-l", default="INFO", help="default: INFO")
+    beat.set_defaults(func=cmd_beat)
 
     tasks = commands.add_parser("tasks", help="list what discovery finds, and near misses")
     tasks.set_defaults(func=cmd_tasks)
@@ -190,11 +245,19 @@ def parser() -> argparse.ArgumentParser:
     status.add_argument("task_id")
     status.set_defaults(func=cmd_status)
     _add_dead(commands)
+
+    stubs = commands.add_parser("stubs", help="write typed clients of every task to one module")
+    stubs.add_argument(
+        "--out", default=str(DEFAULT_STUBS_PATH), help=f"default: {DEFAULT_STUBS_PATH}; - = stdout"
+    )
+    stubs.add_argument("--check", action="store_true", help="exit 1 when --out is stale (CI)")
+    stubs.set_defaults(func=cmd_stubs)
     return root
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # `--reload` restarts with these
     command: Callable[[argparse.Namespace], int] = args.func
     try:
         return command(args)

@@ -7,7 +7,8 @@ from typing import Any, Concatenate, Literal, ParamSpec, Protocol, TypeVar, over
 
 from hexa._registry import registry
 from hexa._retry import RetryPolicy
-from hexa._spec import Schedule, TaskSpec, module_of
+from hexa._schedule import Schedule
+from hexa._spec import TaskSpec, module_of
 from hexa._task import AsyncTask, BaseTask, Task
 
 P = ParamSpec("P")

@@ -11,8 +11,8 @@ import attrs
 
 from hexa._exceptions import InvalidTaskConfigError
 from hexa._registry import TASKS_SUFFIX
-from hexa._retry import retry_summary
-from hexa._spec import Schedule
+from hexa._retry import check_retry_config, retry_summary
+from hexa._schedule import Schedule, check_schedule
 from hexa._task import BaseTask
 
 #: Celery task options the seed's advanced format may carry.
@@ -99,6 +99,7 @@ def _check_config(service: str, key: str, config: Mapping[str, Any]) -> None:
             f"{service}[{key!r}] config has unknown option(s) {sorted(unknown)}; valid: "
             + ", ".join(sorted(CELERY_OPTIONS | HEXA_OPTIONS))
         )
+    check_retry_config(config, f"{service}[{key!r}]")
 
 
 def definition(service: str, key: str, entry: object) -> TaskDefinition:
@@ -113,7 +114,7 @@ def definition(service: str, key: str, entry: object) -> TaskDefinition:
             "function itself (or {'task': function, 'config': {...}})"
         )
     options = {k: v for k, v in config.items() if k in CELERY_OPTIONS}
-    return TaskDefinition(
+    found = TaskDefinition(
         name=f"{module_name(service)}.{key}",
         func=func,
         service=service,
@@ -123,6 +124,9 @@ def definition(service: str, key: str, entry: object) -> TaskDefinition:
         schedule=config.get("schedule"),
         task=task,
     )
+    if found.schedule is not None:
+        check_schedule(found.schedule, found.signature, found.source)
+    return found
 
 
 def task_services(services: Mapping[str, object]) -> dict[str, Mapping[str, object]]:

@@ -12,12 +12,30 @@ from hexa._exceptions import DispatchError
 
 #: The seed's list of valid `send_task` options.
 SEND_TASK_OPTIONS = ("args", "kwargs", "countdown", "eta", "expires", "priority", "queue")
+#: What `.with_options()` takes: the same, minus the call's own arguments.
+WITH_OPTIONS = SEND_TASK_OPTIONS[2:]
 _RETRY_WORDS = {"retries", "retry_policy", "max_retries", "retry", "autoretry_for", "retry_backoff"}
 
 
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 def _non_negative(_: object, attribute: attrs.Attribute[Any], value: float | None) -> None:
+    if value is not None and not _is_number(value):
+        raise DispatchError(f"{attribute.name}={value!r}: give seconds as a number, e.g. 30")
     if value is not None and value < 0:
         raise DispatchError(f"{attribute.name}={value!r}: must be >= 0 seconds")
+
+
+def _eta(_: object, __: attrs.Attribute[Any], value: datetime | None) -> None:
+    if value is not None and not isinstance(value, datetime):
+        raise DispatchError(f"eta={value!r}: give a datetime, or countdown= in seconds")
+
+
+def _expires(_: object, attribute: attrs.Attribute[Any], value: float | datetime | None) -> None:
+    if not isinstance(value, datetime):
+        _non_negative(_, attribute, value)
 
 
 def _priority(_: object, __: attrs.Attribute[Any], value: int | None) -> None:
@@ -35,8 +53,8 @@ class SendOptions:
     """`countdown`, `eta`, `expires`, `priority` and `queue` of one message."""
 
     countdown: float | None = attrs.field(default=None, validator=_non_negative)
-    eta: datetime | None = None
-    expires: float | datetime | None = None
+    eta: datetime | None = attrs.field(default=None, validator=_eta)
+    expires: float | datetime | None = attrs.field(default=None, validator=_expires)
     priority: int | None = attrs.field(default=None, validator=_priority)
     queue: str | None = attrs.field(default=None, validator=_queue)
 
@@ -49,14 +67,20 @@ class SendOptions:
         return {k: v for k, v in attrs.asdict(self, recurse=False).items() if v is not None}
 
 
-def refuse_unknown_options(task_name: str, options: Mapping[str, Any]) -> None:
-    """Raise `DispatchError` for options `send_task` must not take."""
+def refuse_unknown_options(
+    task_name: str, options: Mapping[str, Any], method: str = "send_task"
+) -> None:
+    """Raise `DispatchError` for options `send_task` (or `with_options`) must not take."""
     if not options:
         return
     given = ", ".join(f"{key}=" for key in sorted(options))
     why = ""
     if _RETRY_WORDS & options.keys():
-        why = " retry policy is set where the task is declared (@module_task(retry=...));"
+        why = (
+            " retry policy is declared on the task (@module_task(retry=Backoff(...)) or the"
+            " 'config' of its *_tasks entry), not per call;"
+        )
+    valid = SEND_TASK_OPTIONS if method == "send_task" else WITH_OPTIONS
     raise DispatchError(
-        f"send_task({task_name!r}) got {given};{why} valid options: " + ", ".join(SEND_TASK_OPTIONS)
+        f"{method}({task_name!r}) got {given};{why} valid options: " + ", ".join(valid)
     )

@@ -8,7 +8,7 @@ so it can be unit-tested and documented apart from the code that applies it.
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, TypeAlias
 
 import attrs
@@ -16,11 +16,25 @@ import attrs
 from hexa._exceptions import InvalidPolicyError
 
 #: RabbitMQ closes a channel whose message stays unacknowledged for 30 minutes (its default
-#: `consumer_timeout`); with late acks a retry waiting for its countdown is such a message
-#: (celery issue 6760). Delays are kept a minute below that.
+#: `consumer_timeout`). A retry is a new message with an ETA: a worker takes it at once and
+#: holds it unacknowledged until the countdown ends (celery issue 6760). Delays are kept a
+#: minute below that.
 MAX_RETRY_DELAY = 30 * 60 - 60
 
 ExceptionTypes: TypeAlias = tuple[type[BaseException], ...]
+
+
+def _exception_types(
+    value: type[BaseException] | Iterable[type[BaseException]],
+) -> ExceptionTypes:
+    """`on=ValueError` is read as `on=(ValueError,)`; anything else must be iterable."""
+    if isinstance(value, type):
+        return (value,)
+    if isinstance(value, str) or not hasattr(value, "__iter__"):
+        raise InvalidPolicyError(
+            f"on={value!r}: give exception classes, e.g. on=(ConnectionError, TimeoutError)"
+        )
+    return tuple(value)
 
 
 def _check_on(on: ExceptionTypes) -> None:
@@ -30,15 +44,22 @@ def _check_on(on: ExceptionTypes) -> None:
         )
     for exc_type in on:
         if not (isinstance(exc_type, type) and issubclass(exc_type, BaseException)):
-            raise InvalidPolicyError(f"on= takes exception classes; got {exc_type!r}")
+            raise InvalidPolicyError(
+                f"on= takes exception classes; got {exc_type!r}: "
+                "import the class and list it, e.g. on=(ConnectionError,)"
+            )
 
 
 def _check_count(name: str, value: object, minimum: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise InvalidPolicyError(f"{name}={value!r}: must be a whole number >= {minimum}")
+        raise InvalidPolicyError(
+            f"{name}={value!r}: must be a whole number of "
+            + ("retries" if name == "max_retries" else "seconds")
+            + f" >= {minimum}, e.g. {name}={max(minimum, 1)}"
+        )
 
 
-def _check_delay(name: str, value: int) -> None:
+def _check_delay(name: str, value: float) -> None:
     if value > MAX_RETRY_DELAY:
         raise InvalidPolicyError(
             f"{name}={value}s: RabbitMQ drops a worker's channel when a message waits unacked "
@@ -55,11 +76,13 @@ class Backoff:
     base: int = 1
     max: int = 600
     jitter: bool = True
-    on: ExceptionTypes = attrs.field(default=(Exception,), converter=tuple)
+    on: ExceptionTypes = attrs.field(default=(Exception,), converter=_exception_types)
 
     def __attrs_post_init__(self) -> None:
         _check_count("max_retries", self.max_retries, 0)
         _check_count("base", self.base, 1)
+        if not isinstance(self.jitter, bool):
+            raise InvalidPolicyError(f"jitter={self.jitter!r}: give True or False")
         _check_count("max", self.max, 1)
         if self.max < self.base:
             raise InvalidPolicyError(
@@ -76,7 +99,7 @@ class FixedDelay:
 
     delay: int = 60
     max_retries: int = 3
-    on: ExceptionTypes = attrs.field(default=(Exception,), converter=tuple)
+    on: ExceptionTypes = attrs.field(default=(Exception,), converter=_exception_types)
 
     def __attrs_post_init__(self) -> None:
         _check_count("delay", self.delay, 0)
@@ -104,6 +127,19 @@ def celery_retry_options(policy: RetryPolicy) -> dict[str, Any]:
         "max_retries": policy.max_retries,
         "default_retry_delay": policy.delay,
     }
+
+
+def check_retry_config(config: Mapping[str, Any], where: str) -> None:
+    """Refuse a hand-written `config` whose retries could wait past RabbitMQ's consumer timeout."""
+    delays = {"default_retry_delay": config.get("default_retry_delay", 0)}
+    if config.get("retry_backoff"):
+        delays["retry_backoff_max"] = config.get("retry_backoff_max", 600)
+    delays["retry_kwargs['countdown']"] = (config.get("retry_kwargs") or {}).get("countdown", 0)
+    for name, value in delays.items():
+        try:
+            _check_delay(name, value)
+        except InvalidPolicyError as error:
+            raise InvalidPolicyError(f"{where}: {error}") from None
 
 
 def retry_delay(policy: RetryPolicy, retries: int, rng: random.Random | None = None) -> int:

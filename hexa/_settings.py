@@ -115,7 +115,8 @@ class Settings:
         values = {**read_dotenv(cwd / ".env"), **(os.environ if environ is None else environ)}
         home = cwd / HOME_DIR
         return cls(
-            broker_url=values.get(BROKER_ENV) or "filesystem://",
+            # "localhost" only silences kombu's "no hostname" warning; the transport ignores it.
+            broker_url=values.get(BROKER_ENV) or "filesystem://localhost/",
             result_backend=values.get(BACKEND_ENV) or (home / "results").as_uri(),
             home=home,
             default_queue=values.get(QUEUE_ENV) or "celery",

@@ -4,18 +4,14 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
-from datetime import timedelta
 from functools import cached_property
-from typing import Any, TypeAlias
+from typing import Any
 
 import attrs
-from celery.schedules import schedule as CelerySchedule
 
 from hexa._exceptions import ConfigurationError
 from hexa._retry import RetryPolicy, celery_retry_options
-
-#: What `schedule=` takes: a Celery schedule (e.g. `crontab(minute=0)`), a timedelta, or seconds.
-Schedule: TypeAlias = CelerySchedule | timedelta | float
+from hexa._schedule import Schedule, check_schedule
 
 
 def module_of(func: Callable[..., Any]) -> str:
@@ -54,6 +50,8 @@ class TaskSpec:
             raise ConfigurationError(f"timeout={self.timeout!r} for {self.source}: must be > 0")
         if self.queue is not None and not self.queue:
             raise ConfigurationError(f"queue='' for {self.source}: name a queue or leave it out")
+        if self.schedule is not None:
+            check_schedule(self.schedule, self.signature, self.source)
 
     @property
     def full_name(self) -> str:

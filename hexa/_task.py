@@ -5,14 +5,15 @@ from __future__ import annotations
 import functools
 from collections.abc import Coroutine
 from datetime import datetime
-from typing import Any, Generic, ParamSpec, Self, TypeVar
+from typing import Any, Generic, Never, ParamSpec, Self, TypeVar
 
 import anyio.to_thread
 import attrs
 
 from hexa._arguments import bind_arguments, check_json
+from hexa._bridge import bridge
 from hexa._dispatch import publish
-from hexa._options import SendOptions
+from hexa._options import SendOptions, refuse_unknown_options
 from hexa._result import TaskResult
 from hexa._spec import TaskSpec
 
@@ -47,7 +48,7 @@ class BaseTask(Generic[P, R]):
     def send(self, *args: P.args, **kwargs: P.kwargs) -> TaskResult[R]:
         """Check the arguments against the signature, then publish. Returns at once."""
         bind_arguments(self.name, self.spec.signature, args, kwargs)
-        check_json(self.name, args, kwargs)
+        check_json(self.name, args, kwargs, self.spec.signature)
         return publish(self.name, args, kwargs, self._options, self.spec.queue)
 
     async def send_async(self, *args: P.args, **kwargs: P.kwargs) -> TaskResult[R]:
@@ -62,8 +63,14 @@ class BaseTask(Generic[P, R]):
         expires: float | datetime | None = None,
         priority: int | None = None,
         queue: str | None = None,
+        **unknown: Never,
     ) -> Self:
-        """A copy whose `.send()` uses these delivery options; this task is unchanged."""
+        """A copy whose `.send()` uses these delivery options; this task is unchanged.
+
+        `unknown` is typed `Never` so type checkers reject any other option; at run time it
+        gets the error that lists the valid ones (retry policy belongs to the declaration).
+        """
+        refuse_unknown_options(self.name, unknown, "with_options")
         changes: dict[str, Any] = {
             "countdown": countdown,
             "eta": eta,
@@ -88,8 +95,22 @@ class Task(BaseTask[P, R]):
 
 
 class AsyncTask(BaseTask[P, R]):
-    """An `async def` task. Calling it returns the coroutine, as the function would."""
+    """An `async def` task. Calling it returns the coroutine, as the function would.
+
+    In-process: `await task(...)` in async code (it runs on the caller's loop);
+    `task.run_sync(...)` in sync code (it runs on hexa's persistent loop, as in a worker).
+    """
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Coroutine[Any, Any, R]:
         coroutine: Coroutine[Any, Any, R] = self.spec.func(*args, **kwargs)
         return coroutine
+
+    def run_sync(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        """Run the task here and wait for its result, as a worker would run it.
+
+        It runs on this process's persistent event loop, so async clients cached by earlier
+        calls keep working (`anyio.run(task, ...)` would give each call a fresh loop), and
+        `timeout=` applies. Works from sync code, including code called from a running loop.
+        """
+        result: R = bridge.run_sync(self.spec.func, args, kwargs, self.spec.timeout)
+        return result

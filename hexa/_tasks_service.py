@@ -44,7 +44,7 @@ class TasksService:
             raise UnknownTaskError(f"unknown task {name!r}{hint}")
         args, kwargs = list(args or ()), dict(kwargs or {})
         bind_arguments(name, definition.signature, args, kwargs)
-        check_json(name, args, kwargs)
+        check_json(name, args, kwargs, definition.signature)
         options = SendOptions(countdown, eta, expires, priority, queue)
         return publish(name, args, kwargs, options, definition.queue)
 

@@ -24,4 +24,4 @@ assert_type(add.with_options(countdown=5).send(1), TaskResult[int])
 
 add.send("x")  # type: ignore[arg-type]
 fetch.send()  # type: ignore[call-arg]
-add.with_options(retries=3)  # type: ignore[call-arg]
+add.with_options(retries=3)  # type: ignore[arg-type]

@@ -1,0 +1,53 @@
+"""Unit-test fixtures: a clean registry, locator and `modules` package per test."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from hexa import ModuleRegistry, registry, service_locator
+
+
+@pytest.fixture(autouse=True)
+def clean_registries() -> Iterator[None]:
+    """Each test starts from empty registries and leaves them as they were."""
+    tasks = dict(registry._tasks)
+    services = dict(service_locator._services)
+    registry.clear()
+    service_locator.clear()
+    yield
+    registry._tasks.clear()
+    registry._tasks.update(tasks)
+    service_locator._services.clear()
+    service_locator._services.update(services)
+    ModuleRegistry().clear()
+
+
+def _forget_modules_package() -> None:
+    for name in [n for n in sys.modules if n == "modules" or n.startswith("modules.")]:
+        del sys.modules[name]
+
+
+@pytest.fixture
+def make_project(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Callable[[dict[str, str]], Path]]:
+    """Write `{relative path: source}` under a tmp project whose `modules` package wins imports."""
+
+    def make(files: dict[str, str]) -> Path:
+        for relative, source in files.items():
+            path = tmp_path / relative
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(source, encoding="utf-8")
+        return tmp_path
+
+    saved = {n: m for n, m in sys.modules.items() if n == "modules" or n.startswith("modules.")}
+    _forget_modules_package()
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    yield make
+    _forget_modules_package()
+    sys.modules.update(saved)

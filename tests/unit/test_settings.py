@@ -1,0 +1,58 @@
+"""Where the broker and result store are: environment, `.env`, or the embedded default."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hexa import Settings
+from hexa._settings import SOCKET_TIMEOUT, mask, read_dotenv
+
+
+class TestSettings:
+    def test_unset_means_embedded_under_dot_hexa(self, tmp_path: Path) -> None:
+        settings = Settings.from_env(environ={}, cwd=tmp_path)
+        assert settings.embedded_broker
+        assert settings.embedded_backend
+        assert settings.home == tmp_path.resolve() / ".hexa"
+        assert settings.result_backend == (tmp_path.resolve() / ".hexa" / "results").as_uri()
+        options = settings.broker_transport_options
+        assert options["data_folder_in"] == options["data_folder_out"]
+        assert str(options["data_folder_in"]).startswith(str(settings.home))
+
+    def test_environment_wins_over_dotenv(self, tmp_path: Path) -> None:
+        (tmp_path / ".env").write_text(
+            "# broker\nexport RABBITMQ_URL='amqp://a:b@dotenv//'\nREDIS_URL=redis://dotenv/1\n"
+        )
+        settings = Settings.from_env(environ={"REDIS_URL": "redis://env/2"}, cwd=tmp_path)
+        assert settings.broker_url == "amqp://a:b@dotenv//"
+        assert settings.result_backend == "redis://env/2"
+        assert not settings.embedded_broker
+        assert settings.broker_transport_options == {
+            "confirm_publish": True,
+            "read_timeout": SOCKET_TIMEOUT,
+            "write_timeout": SOCKET_TIMEOUT,
+        }
+
+    def test_describe_masks_passwords(self, tmp_path: Path) -> None:
+        settings = Settings.from_env(
+            environ={
+                "RABBITMQ_URL": "amqp://hexa:s3cret@rabbit:5672//",
+                "REDIS_URL": "redis://:t0psecret@redis:6379/0",
+                "HEXA_DEFAULT_QUEUE": "jobs",
+            },
+            cwd=tmp_path,
+        )
+        described = str(settings.describe())
+        assert "s3cret" not in described
+        assert "t0psecret" not in described
+        assert "rabbit:5672" in described
+        assert "jobs" in described
+
+    def test_mask_keeps_url_without_password(self) -> None:
+        assert mask("redis://127.0.0.1:6379/0") == "redis://127.0.0.1:6379/0"
+
+    def test_read_dotenv_ignores_noise(self, tmp_path: Path) -> None:
+        path = tmp_path / ".env"
+        path.write_text('\n# c\nNOEQUALS\nA = "1"\n')
+        assert read_dotenv(path) == {"A": "1"}
+        assert read_dotenv(tmp_path / "missing") == {}

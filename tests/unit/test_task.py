@@ -1,0 +1,100 @@
+"""The task objects' dispatch side: `.with_options()` copies, `RemoteTask`, nothing mutated."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from hexa import (
+    ConfigurationError,
+    DispatchError,
+    RemoteTask,
+    module_task,
+    registry,
+    remote_task,
+)
+from hexa._options import SendOptions
+
+Published = list[tuple[str, tuple[Any, ...], dict[str, Any], SendOptions, str | None]]
+
+
+@module_task(module="unit_dispatch", queue="invoices")
+def emit(invoice_id: int, note: str = "") -> str:
+    return f"{invoice_id}{note}"
+
+
+registry.remove_module("unit_dispatch")  # keep the shared registry as other tests expect it
+
+
+@remote_task("billing.charge", queue="billing")
+def charge(amount: int, *, currency: str = "ARS") -> str:
+    raise NotImplementedError
+
+
+@pytest.fixture
+def published(monkeypatch: pytest.MonkeyPatch) -> Published:
+    calls: Published = []
+
+    def publish(name: str, args: Any, kwargs: Any, options: SendOptions, queue: Any) -> str:
+        calls.append((name, tuple(args), dict(kwargs), options, queue))
+        return "result"
+
+    monkeypatch.setattr("hexa._task.publish", publish)
+    return calls
+
+
+class TestWithOptions:
+    def test_a_new_task_of_the_same_kind_carries_the_options(self, published: Published) -> None:
+        later = emit.with_options(countdown=5, priority=2)
+        assert type(later) is type(emit)
+        assert later is not emit
+        later.send(1)
+        emit.send(2)
+        assert [call[3] for call in published] == [
+            SendOptions(countdown=5, priority=2),
+            SendOptions(),
+        ]
+
+    def test_options_accumulate_over_copies(self, published: Published) -> None:
+        emit.with_options(countdown=5).with_options(queue="other").send(1)
+        assert published[0][3] == SendOptions(countdown=5, queue="other")
+
+    def test_the_shared_task_is_immutable(self) -> None:
+        with pytest.raises(AttributeError, match=r"use \.with_options"):
+            emit.spec = emit.spec  # type: ignore[misc]
+
+    def test_unknown_options_are_refused_with_the_valid_ones(self) -> None:
+        with pytest.raises(DispatchError, match="retry policy is declared on the task"):
+            emit.with_options(retries=3)  # type: ignore[arg-type]
+
+    def test_bad_values_are_refused_when_set(self) -> None:
+        with pytest.raises(DispatchError, match="priority=10"):
+            emit.with_options(priority=10)
+
+
+class TestRemoteTask:
+    def test_sends_by_name_with_its_declared_queue(self, published: Published) -> None:
+        assert isinstance(charge, RemoteTask)
+        assert charge.name == "billing.charge"
+        assert repr(charge) == "<hexa remote task billing.charge>"
+        charge.send(10, currency="USD")
+        assert published == [
+            ("billing.charge", (10,), {"currency": "USD"}, SendOptions(), "billing")
+        ]
+
+    def test_checks_arguments_against_the_written_signature(self, published: Published) -> None:
+        with pytest.raises(TypeError, match=r"billing\.charge\(amount: int, \*, currency"):
+            charge.send(10, "USD")  # type: ignore[misc]
+        assert published == []
+
+    def test_cannot_run_in_process(self) -> None:
+        with pytest.raises(TypeError, match="not callable"):
+            charge(1)  # type: ignore[operator]
+
+    def test_with_options_keeps_it_remote(self) -> None:
+        assert isinstance(charge.with_options(countdown=1), RemoteTask)
+
+    def test_a_name_without_a_module_is_refused(self) -> None:
+        with pytest.raises(ConfigurationError, match=r"use the full name .<module>\.<task>."):
+            remote_task("charge")
