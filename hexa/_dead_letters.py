@@ -21,7 +21,10 @@ import attrs
 from kombu import Connection, Queue
 from kombu.message import Message
 
+from hexa._logging import get_logger
 from hexa._settings import Settings, redact
+
+log = get_logger()
 
 DEAD_SUFFIX = ".dead"
 #: Properties of the original message worth keeping for a faithful replay.
@@ -225,7 +228,9 @@ def record_failure(task: Any, task_id: str, args: Any, kwargs: Any, exc: BaseExc
     """Dead-letter a task that failed for good (retries exhausted, or none to make).
 
     Only for messages that came from a broker: an eager or in-process call has nothing to
-    replay. Runs before the worker acknowledges the message, so a crash here redelivers it.
+    replay. Runs before the worker acknowledges the message, so a crash here redelivers it;
+    a broker that refuses the dead letter is logged (`dead_letter.failed`), and the failure
+    stays readable in the result backend.
     """
     request = task.request
     if request.is_eager or not request.delivery_info:
@@ -241,5 +246,8 @@ def record_failure(task: Any, task_id: str, args: Any, kwargs: Any, exc: BaseExc
         str(request.delivery_info.get("routing_key") or settings.default_queue),
         settings,
     )
-    with task.app.connection_for_write() as conn:
-        DeadLetterStore(settings).add(letter, connection=conn)
+    try:
+        with task.app.connection_for_write() as conn:
+            DeadLetterStore(settings).add(letter, connection=conn)
+    except Exception as error:  # the failure itself is still stored as the task's result
+        log.error("dead_letter.failed", id=task_id, error=redact(f"{error!r}", settings))
