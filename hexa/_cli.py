@@ -159,7 +159,10 @@ def cmd_dead(args: argparse.Namespace) -> int:
 def _replay(store: DeadLetterStore, ids: list[str], everything: bool) -> int:
     if bool(ids) == everything:
         raise ValueError("hexa dead replay: give dead-letter ids, or --all (not both)")
-    replayed = store.replay(None if everything else ids)
+    app = current_app()
+    replayed = store.replay(
+        None if everything else ids, forget=lambda task_id: app.AsyncResult(task_id).forget()
+    )
     for letter in replayed:
         print(f"replayed {letter.id}  {letter.task}  -> {letter.queue}")
     missing = sorted(set(ids) - {letter.id for letter in replayed})

@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import json
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -183,14 +183,22 @@ class DeadLetterStore:
         with self._fetched() as fetched:
             return [letter for _, letter in fetched]
 
-    def replay(self, ids: Iterable[str] | None = None) -> list[DeadLetter]:
-        """Re-publish the chosen dead letters (all when `ids` is None) to their queues."""
+    def replay(
+        self, ids: Iterable[str] | None = None, forget: Callable[[str], None] | None = None
+    ) -> list[DeadLetter]:
+        """Re-publish the chosen dead letters (all when `ids` is None) to their queues.
+
+        `forget(task_id)` runs first: it should drop the failure stored for that id, so a
+        client calling `get()` waits for the replayed outcome instead of the old one.
+        """
         wanted = None if ids is None else set(ids)
         replayed = []
         with self._fetched() as fetched, self._connection() as conn:
             producer = conn.Producer()
             for message, letter in fetched:
                 if wanted is None or letter.id in wanted:
+                    if forget is not None:
+                        forget(letter.id)
                     _republish(producer, letter)
                     message.ack()  # only once the broker holds the replayed message
                     replayed.append(letter)
