@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, cast
 
+from celery import signals
 from celery.exceptions import NotRegistered
 from celery.utils.log import get_logger as celery_logger
 from celery.worker.consumer import Consumer
@@ -65,21 +66,24 @@ class DeadLetterConsumer(Consumer):
 
     def on_unknown_message(self, body: Any, message: Message) -> None:
         self.dead_letter(message, "not a task message: no 'task' header and no task body")
+        signals.task_rejected.send(sender=self, message=message, exc=None)
 
     def on_unknown_task(self, body: Any, message: Message, exc: BaseException) -> None:
-        name = message.headers.get("task") if isinstance(message.headers, dict) else None
+        headers = message.headers if isinstance(message.headers, dict) else {}
+        name, task_id = headers.get("task"), headers.get("id")
         self.dead_letter(message, f"unknown task {name!r}: no module of this worker declares it")
-        self._mark_failed(message, NotRegistered(name))
+        self._mark_failed(task_id, NotRegistered(name))
+        signals.task_unknown.send(sender=self, message=message, exc=exc, name=name, id=task_id)
 
     def on_invalid_task(self, body: Any, message: Message, exc: BaseException) -> None:
         self.dead_letter(message, f"invalid task message: {_error(exc)}")
+        signals.task_rejected.send(sender=self, message=message, exc=exc)
 
     def on_decode_error(self, message: Message, exc: BaseException) -> None:
         self.dead_letter(message, f"undecodable message: {_error(exc)}")
 
-    def _mark_failed(self, message: Message, exc: Exception) -> None:
+    def _mark_failed(self, task_id: str | None, exc: Exception) -> None:
         """Let a client waiting on the result see the failure, as Celery does."""
-        task_id = message.headers.get("id")
         if not task_id:
             return
         try:

@@ -9,6 +9,7 @@ from kombu import Connection, Queue
 from kombu.message import Message
 
 import hexa
+from hexa._cli import main
 from hexa._dead_letters import DeadLetter, DeadLetterStore, dead_queue_name, from_message
 from hexa._settings import redact
 
@@ -96,3 +97,22 @@ class TestEmbeddedStore:
         assert store.purge() == 2
         assert store.letters() == []
         assert dead_queue_name(settings) == "celery.dead"
+
+
+class TestDeadCommand:
+    @pytest.fixture(autouse=True)
+    def embedded(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.chdir(tmp_path)
+        for name in ("RABBITMQ_URL", "REDIS_URL", "HEXA_DEFAULT_QUEUE"):
+            monkeypatch.delenv(name, raising=False)
+
+    def test_replay_needs_ids_or_all_but_not_both(self, capsys: pytest.CaptureFixture[str]) -> None:
+        assert main(["dead", "replay"]) == 2
+        assert "give dead-letter ids, or --all" in capsys.readouterr().err
+        assert main(["dead", "replay", "x", "--all"]) == 2
+
+    def test_list_and_purge_an_empty_store(self, capsys: pytest.CaptureFixture[str]) -> None:
+        assert main(["dead", "list"]) == 0
+        assert "0 dead letter(s) in celery.dead" in capsys.readouterr().out
+        assert main(["dead", "purge"]) == 0
+        assert "purged 0 dead letter(s)" in capsys.readouterr().out
