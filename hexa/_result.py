@@ -78,6 +78,6 @@ def backend_error(result: AsyncResult[Any], error: BaseException) -> ResultBacke
     detail = " ".join(f"{type(error).__name__}: {error}".split())
     return ResultBackendError(
         f"cannot read the result of task {result.id} from the result backend {where} "
-        f"({detail}); the task itself may have run. Check that Redis is up and REDIS_URL "
-        "is right, then ask again with `hexa status ID`"
+        f"({detail}); the task itself may have run. Check that the result store is up and "
+        "REDIS_URL names it, then ask again with `hexa status ID`"
     )
