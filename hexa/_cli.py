@@ -15,6 +15,7 @@ from celery.result import AsyncResult
 from hexa._app import HexaCelery, current_app
 from hexa._cli_errors import explain
 from hexa._cli_help import polish
+from hexa._dead_letters import DeadLetter, DeadLetterStore, dead_queue_name
 from hexa._locator import service_locator
 from hexa._logging import configure_logging
 from hexa._modules import TASKS_SERVICE, DiscoveryReport, ModuleRegistry, discover_modules
@@ -134,6 +135,59 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def _dead_line(letter: DeadLetter) -> str:
+    reason = " ".join(letter.reason.split())
+    return f"{letter.when}  {letter.id}  {letter.task}  {reason}"
+
+
+def cmd_dead(args: argparse.Namespace) -> int:
+    """`hexa dead list|replay|purge`: the dead-letter queue of this directory's settings."""
+    settings = Settings.from_env()
+    settings.make_dirs()
+    store = DeadLetterStore(settings)
+    if args.action == "list":
+        letters = store.letters()
+        for letter in letters:
+            print(_dead_line(letter))
+        print(f"{len(letters)} dead letter(s) in {dead_queue_name(settings)}")
+        return 0
+    if args.action == "purge":
+        print(f"purged {store.purge()} dead letter(s) from {dead_queue_name(settings)}")
+        return 0
+    return _replay(store, args.ids, args.all)
+
+
+def _replay(store: DeadLetterStore, ids: list[str], everything: bool) -> int:
+    if bool(ids) == everything:
+        raise ValueError("hexa dead replay: give dead-letter ids, or --all (not both)")
+    app = current_app()
+    replayed = store.replay(
+        None if everything else ids, forget=lambda task_id: app.AsyncResult(task_id).forget()
+    )
+    for letter in replayed:
+        print(f"replayed {letter.id}  {letter.task}  -> {letter.queue}")
+    missing = sorted(set(ids) - {letter.id for letter in replayed})
+    if missing:
+        print(
+            f"hexa: error: no dead letter with id {', '.join(missing)}; "
+            "'hexa dead list' shows them",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+def _add_dead(commands: Any) -> None:
+    dead = commands.add_parser("dead", help="list, replay or purge dead letters")
+    actions = dead.add_subparsers(dest="action", required=True, metavar="ACTION")
+    actions.add_parser("list", help="show each dead letter: when, id, task, reason")
+    replay = actions.add_parser("replay", help="re-publish dead letters to their queues")
+    replay.add_argument("ids", nargs="*", metavar="ID", help="dead-letter (task) ids")
+    replay.add_argument("--all", action="store_true", help="replay every dead letter")
+    actions.add_parser("purge", help="delete every dead letter")
+    dead.set_defaults(func=cmd_dead)
+
+
 def cmd_stubs(args: argparse.Namespace) -> int:
     app, _ = discover()
     text = render_stubs(app.hexa_definitions)
@@ -198,6 +252,7 @@ def parser() -> argparse.ArgumentParser:
     status = commands.add_parser("status", help="show a task's state and result")
     status.add_argument("task_id", help="the id 'hexa send' or .send() gave")
     status.set_defaults(func=cmd_status)
+    _add_dead(commands)
 
     stubs = commands.add_parser("stubs", help="write typed clients of every task to one module")
     stubs.add_argument(

@@ -7,7 +7,10 @@ from typing import Any, Generic, TypeVar, cast
 
 import anyio
 import anyio.to_thread
+from celery.exceptions import TimeoutError as CeleryTimeoutError
 from celery.result import AsyncResult
+
+from hexa._exceptions import ResultBackendError
 
 R = TypeVar("R")
 
@@ -37,8 +40,20 @@ class TaskResult(Generic[R]):
         return bool(self._async_result.ready())
 
     def get(self, timeout: float | None = None, *, propagate: bool = True) -> R:
-        """The task's return value; re-raises its exception when it failed."""
-        return cast(R, self._async_result.get(timeout=timeout, propagate=propagate))
+        """The task's return value; re-raises its exception when it failed.
+
+        Raises `ResultBackendError` (naming the backend, password masked) when the result
+        store cannot be read, and Celery's `TimeoutError` when the task is not done in time.
+        """
+        try:
+            value = self._async_result.get(timeout=timeout, propagate=False)
+        except CeleryTimeoutError:
+            raise
+        except Exception as error:  # propagate=False: only reading the backend raises here
+            raise backend_error(self._async_result, error) from None
+        if propagate:
+            self._async_result.maybe_throw()
+        return cast(R, value)
 
     async def wait(self, timeout: float | None = None) -> R:
         """Like `get()`, without blocking the caller's event loop."""
@@ -54,3 +69,15 @@ class TaskResult(Generic[R]):
 
     def __repr__(self) -> str:
         return f"<TaskResult {self.id}>"
+
+
+def backend_error(result: AsyncResult[Any], error: BaseException) -> ResultBackendError:
+    """The error a caller sees when the result store is down: which store, and what to do."""
+    backend = result.backend
+    where = backend.as_uri() if hasattr(backend, "as_uri") else type(backend).__name__
+    detail = " ".join(f"{type(error).__name__}: {error}".split())
+    return ResultBackendError(
+        f"cannot read the result of task {result.id} from the result backend {where} "
+        f"({detail}); the task itself may have run. Check that the result store is up and "
+        "REDIS_URL names it, then ask again with `hexa status ID`"
+    )

@@ -17,7 +17,13 @@ from hexa._cli_errors import explain
 from hexa._cli_help import COMMANDS
 from tests.support.worker import REPO
 
-ENV_VARS = ("RABBITMQ_URL", "REDIS_URL", "HEXA_DEFAULT_QUEUE", "HEXA_LOG_FORMAT")
+ENV_VARS = (
+    "RABBITMQ_URL",
+    "REDIS_URL",
+    "HEXA_DEFAULT_QUEUE",
+    "HEXA_LOG_FORMAT",
+    "HEXA_PUBLISH_TIMEOUT",
+)
 
 
 def hexa(cwd: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -89,9 +95,10 @@ class TestErrors:
 
     def test_unreachable_broker_is_named_with_its_password_masked(self, project: Path) -> None:
         done = hexa(project, "send", "invoicing.emit_invoice",
-                    RABBITMQ_URL="amqp://user:s3cret@127.0.0.1:1//")  # fmt: skip
-        line = assert_one_line_error(done, "cannot reach the broker", "RABBITMQ_URL")
-        assert "amqp://user:**@127.0.0.1:1//" in line
+                    RABBITMQ_URL="amqp://user:s3cret@127.0.0.1:1//",
+                    HEXA_PUBLISH_TIMEOUT="1")  # fmt: skip
+        line = assert_one_line_error(done, "invoicing.emit_invoice", "amqp://user:**@127.0.0.1:1//")
+        assert "RabbitMQ" in line  # what to check
         assert "s3cret" not in done.stderr + done.stdout
 
 
