@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install worker dev beat test lint bench clean
+.PHONY: install worker dev beat test lint bench clean chaos
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,11 @@ beat: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Fault injection on a RabbitMQ node and a Redis of its own (never the shared ones);
+# ends with a table: scenario, sent, completed, lost, duplicated, recovery time.
+chaos: $(STAMP)
+	$(BIN)/python -m pytest tests/chaos -m chaos $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check hexa modules tests examples benchmarks

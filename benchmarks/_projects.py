@@ -66,7 +66,9 @@ RAW_BIG_APP = textwrap.dedent(
         backend=settings.result_backend,
         include=[f"rawbig_tasks.m{{i:03d}}" for i in range({modules})],
     )
-    app.conf.update(celery_config(settings))
+    config = celery_config(settings)
+    config.pop("worker_consumer", None)  # hexa's dead-letter consumer is part of hexa's cost
+    app.conf.update(config)
     '''
 )
 

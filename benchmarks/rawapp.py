@@ -23,7 +23,9 @@ app: Celery = Celery(APP_NAME, broker=settings.broker_url, backend=settings.resu
 if os.environ.get("BENCH_CELERY_DEFAULTS"):
     app.conf.task_default_queue = settings.default_queue
 else:
-    app.conf.update(celery_config(settings))
+    config = celery_config(settings)
+    config.pop("worker_consumer", None)  # hexa's dead-letter consumer is part of hexa's cost
+    app.conf.update(config)
 
 
 @app.task(name="bench.noop")

@@ -2,6 +2,7 @@
 
 from hexa._app import build_app, current_app, use_app
 from hexa._bridge import EventLoopBridge, bridge
+from hexa._dead_letters import DeadLetter, DeadLetterStore
 from hexa._decorator import module_task
 from hexa._exceptions import (
     ConfigurationError,
@@ -12,6 +13,8 @@ from hexa._exceptions import (
     InvalidPolicyError,
     InvalidTaskConfigError,
     ModuleImportError,
+    PublishError,
+    ResultBackendError,
     ServiceNotFoundError,
     TaskTimeoutError,
     UnknownTaskError,
@@ -33,6 +36,8 @@ __all__ = [
     "Backoff",
     "BaseTask",
     "ConfigurationError",
+    "DeadLetter",
+    "DeadLetterStore",
     "DiscoveryError",
     "DiscoveryReport",
     "DispatchError",
@@ -45,8 +50,10 @@ __all__ = [
     "Module",
     "ModuleImportError",
     "ModuleRegistry",
+    "PublishError",
     "Registry",
     "RemoteTask",
+    "ResultBackendError",
     "ResultNotStoredError",
     "RetryPolicy",
     "ServiceLocator",

@@ -6,7 +6,10 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from celery import Celery
+from celery.app import backends
+from celery.backends.redis import RedisBackend
 
+from hexa._result_store import TolerantRedisBackend
 from hexa._settings import Settings
 
 if TYPE_CHECKING:
@@ -28,10 +31,18 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
         "worker_prefetch_multiplier": 1,
+        # Nothing the worker cannot run is dropped: it goes to `<default queue>.dead`.
+        "worker_consumer": "hexa._dead_consumer:DeadLetterConsumer",
         "broker_connection_retry_on_startup": True,
         "broker_transport_options": settings.broker_transport_options,
         "task_default_queue": settings.default_queue,
         "result_expires": 24 * 3600,
+        # A result store that is down costs a task ~2 s, not Celery's 20 retries a second
+        # apart: tasks keep running, and `get()` fails fast with ResultBackendError.
+        "result_backend_transport_options": {
+            "retry_policy": {"max_retries": 2, "interval_start": 0, "interval_step": 0.5}
+        },
+        "redis_socket_connect_timeout": 2,
         # `-> None` tasks are published with ignore_result; their failures are still stored,
         # so `hexa status` shows them.
         "task_store_errors_even_if_ignored": True,
@@ -61,6 +72,14 @@ class HexaCelery(Celery):
         self.hexa_settings = settings
         self.hexa_definitions: list[TaskDefinition] = []
         self.conf.update(celery_config(settings))
+
+    def _get_backend(self) -> Any:
+        """Celery's choice of result backend, except Redis: see `TolerantRedisBackend`."""
+        found: Any = backends.by_url(self.conf.result_backend, self.loader)  # (class, url)
+        backend_cls, url = found
+        if backend_cls is RedisBackend:
+            backend_cls = TolerantRedisBackend
+        return backend_cls(app=self, url=url)
 
 
 def build_app(settings: Settings | None = None) -> HexaCelery:

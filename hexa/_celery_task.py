@@ -11,6 +11,7 @@ import structlog
 from celery import Task as CeleryTask
 from celery.exceptions import Retry
 
+from hexa._dead_letters import record_failure
 from hexa._logging import get_logger
 
 log = get_logger()
@@ -72,6 +73,7 @@ class HexaTask(CeleryTask[Any, Any]):
             error=_error(exc),
             timeout=self.hexa_timeout,
         )
+        record_failure(self, task_id, args, kwargs, exc)
 
     def after_return(self, *args: Any, **kwargs: Any) -> None:
         structlog.contextvars.unbind_contextvars("task_id", "task")

@@ -13,7 +13,9 @@ from typing import Any
 from celery.result import AsyncResult
 
 from hexa._app import HexaCelery, current_app
-from hexa._exceptions import HexaError
+from hexa._cli_errors import explain
+from hexa._cli_help import polish
+from hexa._dead_letters import DeadLetter, DeadLetterStore, dead_queue_name
 from hexa._locator import service_locator
 from hexa._logging import configure_logging
 from hexa._modules import TASKS_SERVICE, DiscoveryReport, ModuleRegistry, discover_modules
@@ -133,6 +135,59 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def _dead_line(letter: DeadLetter) -> str:
+    reason = " ".join(letter.reason.split())
+    return f"{letter.when}  {letter.id}  {letter.task}  {reason}"
+
+
+def cmd_dead(args: argparse.Namespace) -> int:
+    """`hexa dead list|replay|purge`: the dead-letter queue of this directory's settings."""
+    settings = Settings.from_env()
+    settings.make_dirs()
+    store = DeadLetterStore(settings)
+    if args.action == "list":
+        letters = store.letters()
+        for letter in letters:
+            print(_dead_line(letter))
+        print(f"{len(letters)} dead letter(s) in {dead_queue_name(settings)}")
+        return 0
+    if args.action == "purge":
+        print(f"purged {store.purge()} dead letter(s) from {dead_queue_name(settings)}")
+        return 0
+    return _replay(store, args.ids, args.all)
+
+
+def _replay(store: DeadLetterStore, ids: list[str], everything: bool) -> int:
+    if bool(ids) == everything:
+        raise ValueError("hexa dead replay: give dead-letter ids, or --all (not both)")
+    app = current_app()
+    replayed = store.replay(
+        None if everything else ids, forget=lambda task_id: app.AsyncResult(task_id).forget()
+    )
+    for letter in replayed:
+        print(f"replayed {letter.id}  {letter.task}  -> {letter.queue}")
+    missing = sorted(set(ids) - {letter.id for letter in replayed})
+    if missing:
+        print(
+            f"hexa: error: no dead letter with id {', '.join(missing)}; "
+            "'hexa dead list' shows them",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+def _add_dead(commands: Any) -> None:
+    dead = commands.add_parser("dead", help="list, replay or purge dead letters")
+    actions = dead.add_subparsers(dest="action", required=True, metavar="ACTION")
+    actions.add_parser("list", help="show each dead letter: when, id, task, reason")
+    replay = actions.add_parser("replay", help="re-publish dead letters to their queues")
+    replay.add_argument("ids", nargs="*", metavar="ID", help="dead-letter (task) ids")
+    replay.add_argument("--all", action="store_true", help="replay every dead letter")
+    actions.add_parser("purge", help="delete every dead letter")
+    dead.set_defaults(func=cmd_dead)
+
+
 def cmd_stubs(args: argparse.Namespace) -> int:
     app, _ = discover()
     text = render_stubs(app.hexa_definitions)
@@ -169,7 +224,9 @@ def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(
         prog="hexa", description="Run and call the tasks of the current directory's modules."
     )
-    root.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    root.add_argument(
+        "--debug", action="store_true", help="show an error's traceback (put it before COMMAND)"
+    )
     commands = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_worker(commands, "worker", "run a worker for every task in ./modules")
     _add_worker(commands, "celery-apps", "alias of 'worker' (the seed's name)")
@@ -183,16 +240,19 @@ def parser() -> argparse.ArgumentParser:
 
     send = commands.add_parser("send", help="enqueue a task by name")
     send.add_argument("name", help="task name, e.g. invoicing.emit_invoice")
-    send.add_argument("args", nargs="*", help="positional arguments (JSON, else strings)")
-    send.add_argument("--kwargs", help="keyword arguments as a JSON object")
-    send.add_argument("--countdown", type=float, help="seconds to wait before running")
-    send.add_argument("--wait", action="store_true", help="wait for and print the result")
-    send.add_argument("--timeout", type=float, default=60.0, help="with --wait (default 60)")
+    send.add_argument("args", nargs="*", metavar="ARG", help="positional arguments")
+    send.add_argument("--kwargs", metavar="JSON", help="keyword arguments: '{\"user_id\": 1}'")
+    send.add_argument("--countdown", type=float, metavar="SECONDS", help="run no sooner than this")
+    send.add_argument("--wait", action="store_true", help="wait for the result and print it")
+    send.add_argument(
+        "--timeout", type=float, default=60.0, metavar="SECONDS", help="with --wait (default 60)"
+    )
     send.set_defaults(func=cmd_send)
 
     status = commands.add_parser("status", help="show a task's state and result")
-    status.add_argument("task_id")
+    status.add_argument("task_id", help="the id 'hexa send' or .send() gave")
     status.set_defaults(func=cmd_status)
+    _add_dead(commands)
 
     stubs = commands.add_parser("stubs", help="write typed clients of every task to one module")
     stubs.add_argument(
@@ -200,7 +260,7 @@ def parser() -> argparse.ArgumentParser:
     )
     stubs.add_argument("--check", action="store_true", help="exit 1 when --out is stale (CI)")
     stubs.set_defaults(func=cmd_stubs)
-    return root
+    return polish(root)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -209,8 +269,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     command: Callable[[argparse.Namespace], int] = args.func
     try:
         return command(args)
-    except (HexaError, TypeError, ValueError, TimeoutError) as error:
+    except KeyboardInterrupt:
+        print("hexa: interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:
         if args.debug:
             raise
-        print(f"hexa: error: {error}", file=sys.stderr)
+        print(f"hexa: error: {explain(error)}", file=sys.stderr)
         return 2

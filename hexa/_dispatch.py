@@ -8,6 +8,11 @@ next `.get()` for up to a second. Here routing is resolved once per task and que
 result handle subscribes only when someone waits for it. The message itself is still made
 by Celery's `create_task_message` and sent by its `send_task_message`: plain Celery protocol
 that any Celery worker accepts, with `before_task_publish`/`after_task_publish` firing.
+
+On RabbitMQ every publish waits for the broker's confirm. A publish that fails (broker
+restarting, connection blocked by a resource alarm) is retried with the same task id until
+`Settings.publish_timeout` runs out, then `PublishError` says so: `send()` either returns
+once the broker holds the message, or raises; it never hangs and never drops silently.
 """
 
 from __future__ import annotations
@@ -15,25 +20,41 @@ from __future__ import annotations
 import inspect
 import os
 import threading
+import time
+import uuid as uuid_module
 import weakref
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from amqp.exceptions import AMQPError, MessageNacked
 from celery import Celery
 from celery.app.routes import MapRoute
 from celery.backends.base import BaseBackend
 from celery.backends.redis import RedisBackend
+from celery.result import AsyncResult
 from celery.utils.nodenames import anon_nodename
 from celery.utils.quorum_queues import detect_quorum_queues
 from celery.utils.saferepr import saferepr
 from celery.utils.time import maybe_make_aware
 from kombu import Queue
+from kombu.exceptions import KombuError
+from kombu.utils.url import maybe_sanitize_url
 from kombu.utils.uuid import uuid
 
 from hexa._app import current_app
+from hexa._exceptions import PublishError
 from hexa._options import SendOptions
 from hexa._result import TaskResult
+from hexa._settings import DEFAULT_PUBLISH_TIMEOUT
+
+#: What a publish raises when the broker is unreachable or does not confirm.
+BROKER_ERRORS: tuple[type[BaseException], ...] = (KombuError, OSError, AMQPError, MessageNacked)
+#: Longest wait for one confirm; the publish deadline bounds the attempts together.
+CONFIRM_TIMEOUT = 5.0
+_PAUSE = 0.5  # between attempts while the broker is away
+#: kombu's own retry is off: a failed attempt drops its connection, the next one reconnects.
+_NO_KOMBU_RETRY = {"max_retries": 0}
 
 
 def stores_result(signature: inspect.Signature) -> bool:
@@ -107,7 +128,7 @@ class Publisher:
         parent = self.app.current_worker_task  # a task publishing from inside a worker
         route = self._delivery(name, args, kwargs, options, default_queue, parent)
         message = self._message(task_id, name, args, kwargs, options, parent, store_result)
-        self._send(name, task_id, message, route, store_result)
+        self._send_confirmed(name, task_id, message, route, store_result)
         result: TaskResult[Any] = TaskResult(task_id, self.app, task_name=name, stored=store_result)
         if parent is not None:
             parent.add_trail(result.celery_result)
@@ -163,6 +184,27 @@ class Publisher:
             kwargsrepr=saferepr(kwargs, amqp.kwargsrepr_maxsize, maxlevels=self._repr_levels),
         )
 
+    def _send_confirmed(
+        self,
+        name: str,
+        task_id: str,
+        message: Any,
+        route: dict[str, Any],
+        store_result: bool,
+    ) -> None:
+        """Send until the broker confirms (same message, same id); `PublishError` at the end."""
+        timeout = _publish_timeout(self.app)
+        deadline = time.monotonic() + timeout
+        while True:
+            confirm = max(0.5, min(CONFIRM_TIMEOUT, deadline - time.monotonic()))
+            attempt = dict(route, confirm_timeout=confirm, retry_policy=_NO_KOMBU_RETRY)
+            try:
+                return self._send(name, task_id, message, attempt, store_result)
+            except BROKER_ERRORS as error:
+                if time.monotonic() + _PAUSE >= deadline:
+                    raise _publish_error(self.app, name, timeout, error) from None
+            time.sleep(_PAUSE)
+
     def _send(
         self,
         name: str,
@@ -201,9 +243,9 @@ class Publisher:
         celery_options = options.for_celery()
         if default_queue and "queue" not in celery_options:
             celery_options["queue"] = default_queue
-        sent = self.app.send_task(
-            name, list(args), dict(kwargs), ignore_result=not store_result, **celery_options
-        )
+        celery_options["task_id"] = str(uuid_module.uuid4())  # the same id on every attempt
+        celery_options["ignore_result"] = not store_result
+        sent = send_confirmed(self.app, name, list(args), dict(kwargs), celery_options)
         return TaskResult(sent, self.app, task_name=name, stored=store_result)
 
     def _expiration(self, expires: float | datetime) -> float:
@@ -248,4 +290,41 @@ def publish(
     """Publish a checked call as a plain Celery message any Celery worker accepts."""
     return publisher(app or current_app()).publish(
         name, args, kwargs, options, default_queue, store_result
+    )
+
+
+def _publish_timeout(app: Celery) -> float:
+    settings = getattr(app, "hexa_settings", None)
+    return float(getattr(settings, "publish_timeout", DEFAULT_PUBLISH_TIMEOUT))
+
+
+def send_confirmed(
+    app: Celery, name: str, args: list[Any], kwargs: dict[str, Any], options: dict[str, Any]
+) -> AsyncResult[Any]:
+    """`app.send_task` retried until the broker confirms, or `PublishError` at the deadline."""
+    timeout = _publish_timeout(app)
+    deadline = time.monotonic() + timeout
+    while True:
+        confirm = max(0.5, min(CONFIRM_TIMEOUT, deadline - time.monotonic()))
+        try:
+            return app.send_task(
+                name,
+                args=args,
+                kwargs=kwargs,
+                confirm_timeout=confirm,
+                retry_policy=_NO_KOMBU_RETRY,
+                **options,
+            )
+        except BROKER_ERRORS as error:
+            if time.monotonic() + _PAUSE >= deadline:
+                raise _publish_error(app, name, timeout, error) from None
+        time.sleep(_PAUSE)
+
+
+def _publish_error(app: Celery, name: str, timeout: float, error: BaseException) -> PublishError:
+    broker = maybe_sanitize_url(app.conf.broker_url or "")
+    return PublishError(
+        f"{name}: the broker at {broker} did not confirm the message within {timeout:g}s "
+        f"({type(error).__name__}: {error}); it may not have been queued. Check that RabbitMQ "
+        "is up and not blocking publishers (disk or memory alarm), then send it again"
     )

@@ -10,6 +10,8 @@ HexaError
 ├── ServiceNotFoundError    service_locator has no such service (also a KeyError)
 ├── UnknownTaskError        dispatch to a task name nobody declared (also a KeyError)
 ├── DispatchError           a message was refused before publishing
+├── PublishError            the broker did not confirm a message in time (also a ConnectionError)
+├── ResultBackendError      the result store cannot be read (also a ConnectionError)
 └── TaskTimeoutError        an async task ran past its `timeout=` (also a TimeoutError)
 """
 
@@ -67,6 +69,14 @@ class UnknownTaskError(HexaError, KeyError):
 
 class DispatchError(HexaError, ValueError):
     """A message refused before anything was published."""
+
+
+class PublishError(HexaError, ConnectionError):
+    """The broker did not take (confirm) a message before the publish timeout."""
+
+
+class ResultBackendError(HexaError, ConnectionError):
+    """The result backend could not be reached to read a task's outcome."""
 
 
 class TaskTimeoutError(HexaError, TimeoutError):

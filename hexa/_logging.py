@@ -44,7 +44,9 @@ def configure_logging(fmt: str | None = None, level: str | int = "INFO") -> None
     structlog.configure(
         processors=[*shared, structlog.processors.format_exc_info, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(level_no),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        # One write per line: print() writes the newline separately, and JSON lines from
+        # prefork children sharing stderr would interleave into unparseable lines.
+        logger_factory=structlog.WriteLoggerFactory(sys.stderr),
         cache_logger_on_first_use=True,
     )
     handler = logging.StreamHandler(sys.stderr)

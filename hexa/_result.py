@@ -13,9 +13,10 @@ from typing import Any, Generic, TypeVar, cast
 import anyio
 import anyio.to_thread
 from celery import Celery
+from celery.exceptions import TimeoutError as CeleryTimeoutError
 from celery.result import AsyncResult
 
-from hexa._exceptions import HexaError
+from hexa._exceptions import HexaError, ResultBackendError
 
 R = TypeVar("R")
 
@@ -85,16 +86,30 @@ class TaskResult(Generic[R]):
         """The task's return value; re-raises its exception when it failed.
 
         Raises `ResultNotStoredError` at once for a task annotated `-> None` (it stores no
-        result, so waiting would never end).
+        result, so waiting would never end), `ResultBackendError` (naming the backend,
+        password masked) when the result store cannot be read, and Celery's `TimeoutError`
+        when the task is not done in time.
         """
         if not self._stored:
-            name = self._task_name or "this task"
-            raise ResultNotStoredError(
-                f"{name} (task id {self._id}) is annotated `-> None`, so hexa publishes it "
-                "without storing a result and there is nothing to wait for; declare a return "
-                "type (e.g. `-> bool`) and return a value to be able to wait for it"
-            )
-        return cast(R, self.celery_result.get(timeout=timeout, propagate=propagate))
+            raise self._not_stored()
+        result = self.celery_result  # subscribes now, not at publish
+        try:
+            value = result.get(timeout=timeout, propagate=False)
+        except CeleryTimeoutError:
+            raise
+        except Exception as error:  # propagate=False: only reading the backend raises here
+            raise backend_error(result, error) from None
+        if propagate:
+            result.maybe_throw()
+        return cast(R, value)
+
+    def _not_stored(self) -> ResultNotStoredError:
+        name = self._task_name or "this task"
+        return ResultNotStoredError(
+            f"{name} (task id {self._id}) is annotated `-> None`, so hexa publishes it "
+            "without storing a result and there is nothing to wait for; declare a return "
+            "type (e.g. `-> bool`) and return a value to be able to wait for it"
+        )
 
     async def wait(self, timeout: float | None = None) -> R:
         """Like `get()`, without blocking the caller's event loop."""
@@ -106,3 +121,15 @@ class TaskResult(Generic[R]):
     def __repr__(self) -> str:
         suffix = "" if self._stored else " (no result stored)"
         return f"<TaskResult {self._id}{suffix}>"
+
+
+def backend_error(result: AsyncResult[Any], error: BaseException) -> ResultBackendError:
+    """The error a caller sees when the result store is down: which store, and what to do."""
+    backend = result.backend
+    where = backend.as_uri() if hasattr(backend, "as_uri") else type(backend).__name__
+    detail = " ".join(f"{type(error).__name__}: {error}".split())
+    return ResultBackendError(
+        f"cannot read the result of task {result.id} from the result backend {where} "
+        f"({detail}); the task itself may have run. Check that the result store is up and "
+        "REDIS_URL names it, then ask again with `hexa status ID`"
+    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from urllib.parse import unquote, urlparse
 
 import attrs
 from kombu.utils.url import maybe_sanitize_url
@@ -14,6 +15,12 @@ BROKER_ENV = "RABBITMQ_URL"
 BACKEND_ENV = "REDIS_URL"
 QUEUE_ENV = "HEXA_DEFAULT_QUEUE"
 HOME_DIR = ".hexa"
+PUBLISH_TIMEOUT_ENV = "HEXA_PUBLISH_TIMEOUT"
+#: Seconds `send()` keeps retrying an unconfirmed publish before it raises `PublishError`.
+DEFAULT_PUBLISH_TIMEOUT = 20.0
+#: Socket timeouts on AMQP connections, so a broker that stops answering (a blocked
+#: connection, a half-open socket) raises instead of hanging the caller forever.
+SOCKET_TIMEOUT = 5
 
 
 def read_dotenv(path: Path) -> dict[str, str]:
@@ -43,6 +50,7 @@ class Settings:
     result_backend: str
     home: Path
     default_queue: str = "celery"
+    publish_timeout: float = DEFAULT_PUBLISH_TIMEOUT
 
     @property
     def embedded_broker(self) -> bool:
@@ -56,7 +64,11 @@ class Settings:
     def broker_transport_options(self) -> dict[str, object]:
         if not self.embedded_broker:
             # Publisher confirms: publish() returns only once RabbitMQ has the message.
-            return {"confirm_publish": True}
+            return {
+                "confirm_publish": True,
+                "read_timeout": SOCKET_TIMEOUT,
+                "write_timeout": SOCKET_TIMEOUT,
+            }
         queue_dir = self.home / "broker" / "queue"
         return {
             "data_folder_in": str(queue_dir),
@@ -76,6 +88,11 @@ class Settings:
             else mask(self.result_backend),
             "queue": self.default_queue,
         }
+
+    def secrets(self) -> list[str]:
+        """The passwords in the broker and backend URLs: never to be printed or stored."""
+        found = [urlparse(url).password for url in (self.broker_url, self.result_backend)]
+        return sorted({form for pw in found if pw for form in (pw, unquote(pw))}, key=len)[::-1]
 
     def make_dirs(self) -> None:
         """Create the embedded broker's and result store's folders when they are in use."""
@@ -103,4 +120,12 @@ class Settings:
             result_backend=values.get(BACKEND_ENV) or (home / "results").as_uri(),
             home=home,
             default_queue=values.get(QUEUE_ENV) or "celery",
+            publish_timeout=float(values.get(PUBLISH_TIMEOUT_ENV) or DEFAULT_PUBLISH_TIMEOUT),
         )
+
+
+def redact(text: str, settings: Settings) -> str:
+    """`text` with the broker's and the backend's passwords replaced by `**`."""
+    for secret in settings.secrets():
+        text = text.replace(secret, "**")
+    return text

@@ -11,6 +11,7 @@ import anyio.to_thread
 import attrs
 
 from hexa._arguments import bind_arguments, check_json
+from hexa._bridge import bridge
 from hexa._dispatch import publish, stores_result
 from hexa._options import SendOptions, refuse_unknown_options
 from hexa._result import TaskResult
@@ -95,8 +96,22 @@ class Task(BaseTask[P, R]):
 
 
 class AsyncTask(BaseTask[P, R]):
-    """An `async def` task. Calling it returns the coroutine, as the function would."""
+    """An `async def` task. Calling it returns the coroutine, as the function would.
+
+    In-process: `await task(...)` in async code (it runs on the caller's loop);
+    `task.run_sync(...)` in sync code (it runs on hexa's persistent loop, as in a worker).
+    """
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Coroutine[Any, Any, R]:
         coroutine: Coroutine[Any, Any, R] = self.spec.func(*args, **kwargs)
         return coroutine
+
+    def run_sync(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        """Run the task here and wait for its result, as a worker would run it.
+
+        It runs on this process's persistent event loop, so async clients cached by earlier
+        calls keep working (`anyio.run(task, ...)` would give each call a fresh loop), and
+        `timeout=` applies. Works from sync code, including code called from a running loop.
+        """
+        result: R = bridge.run_sync(self.spec.func, args, kwargs, self.spec.timeout)
+        return result

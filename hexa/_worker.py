@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -49,9 +50,12 @@ def entry_point(definition: TaskDefinition) -> Callable[..., Any]:
 
 def _celery_options(definition: TaskDefinition) -> dict[str, Any]:
     options = dict(definition.options)
-    if definition.timeout is not None and not definition.is_async:
-        options.setdefault("soft_time_limit", definition.timeout)
+    if definition.timeout is not None:
+        # Async tasks are cancelled by the bridge at `timeout`; the hard limit is prefork's
+        # backstop for a coroutine that blocks the loop, where cancellation cannot land.
         options.setdefault("time_limit", definition.timeout + HARD_LIMIT_GRACE)
+        if not definition.is_async:
+            options.setdefault("soft_time_limit", definition.timeout)
     return options
 
 
@@ -92,7 +96,10 @@ def _ready(sender: Any = None, **_: Any) -> None:
 
 
 def _stop_bridge(**_: Any) -> None:
-    bridge.stop()
+    """Worker (or pool child) shutdown: cancel what is left and close the loop cleanly."""
+    if bridge.running:
+        bridge.stop()
+        log.info("event_loop.stopped", pid=os.getpid())
 
 
 def _log_report(app: HexaCelery, found: list[TaskDefinition]) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from hexa import Settings
-from hexa._settings import mask, read_dotenv
+from hexa._settings import SOCKET_TIMEOUT, mask, read_dotenv
 
 
 class TestSettings:
@@ -27,7 +27,11 @@ class TestSettings:
         assert settings.broker_url == "amqp://a:b@dotenv//"
         assert settings.result_backend == "redis://env/2"
         assert not settings.embedded_broker
-        assert settings.broker_transport_options == {"confirm_publish": True}
+        assert settings.broker_transport_options == {
+            "confirm_publish": True,
+            "read_timeout": SOCKET_TIMEOUT,
+            "write_timeout": SOCKET_TIMEOUT,
+        }
 
     def test_describe_masks_passwords(self, tmp_path: Path) -> None:
         settings = Settings.from_env(

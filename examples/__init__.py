@@ -1,0 +1,1 @@
+"""Runnable examples of hexa (the demo application: never installed)."""

@@ -1,0 +1,55 @@
+"""Tasks the fault scenarios run: each records its index, so losses and duplicates show."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import redis
+
+from hexa import Module
+
+#: The Redis the tasks record into (not the result backend: that one may be down on purpose).
+RECORD_ENV = "CHAOS_RECORD_URL"
+_client: redis.Redis | None = None
+
+
+def _records() -> redis.Redis:
+    global _client
+    if _client is None:
+        _client = redis.Redis.from_url(os.environ[RECORD_ENV])
+    return _client
+
+
+def record(key: str, index: int, seconds: float = 0.02) -> int:
+    """Work for `seconds`, then count one run of `index` under `key` (a hash)."""
+    time.sleep(seconds)
+    _records().hincrby(key, str(index), 1)
+    return index
+
+
+def echo(value: object) -> object:
+    return value
+
+
+def broken(value: object) -> object:
+    raise ValueError(f"cannot handle {value!r}")
+
+
+class ChaosModule(Module):
+    @property
+    def service(self) -> dict[str, object]:
+        return {
+            "chaos_tasks": {
+                "record": record,
+                "echo": echo,
+                "broken": {
+                    "task": broken,
+                    "config": {
+                        "autoretry_for": (ValueError,),
+                        "max_retries": 1,
+                        "default_retry_delay": 0,
+                    },
+                },
+            },
+        }
