@@ -39,9 +39,10 @@ FINDINGS = """\
   2 cores shared with RabbitMQ, Redis and the client, that caps one worker at roughly 450-650
   tasks/s, so the 15x target over the seed (~36 tasks/s here) is met on a quiet machine and
   missed when other work takes a core. Run more worker processes for more.
-- **Task events** (`worker_send_task_events`) are off in hexa's settings: with publisher
-  confirms they deadlocked a threads-pool worker under load (a pool thread waiting for an
-  event's confirm held the dispatcher's lock while the event loop waited for that lock).
+- **Task events** (`worker_send_task_events`) stay on (Flower, `celery events`) except on the
+  threads pool: with publisher confirms they deadlocked a threads-pool worker under load (a
+  pool thread waiting for an event's confirm held the dispatcher's lock while the event loop
+  waited for that lock). On prefork they are a good part of the "hexa's settings" row.
 """
 
 

@@ -313,8 +313,9 @@ def sync_noop(bench: Bench) -> None:
 
 SETTINGS_NOTE = (
     "the same raw `@app.task` no-op: 'raw' column with Celery's defaults (ack on receipt, "
-    "prefetch 4 per process, no publisher confirms), 'hexa' column with hexa's settings "
-    "(ack after the task, prefetch 1, confirms); A/A is raw vs raw2, both with hexa's settings"
+    "prefetch 4 per process, no publisher confirms, no task events), 'hexa' column with hexa's "
+    "settings (ack after the task, prefetch 1, confirms, task events); A/A is raw vs raw2, "
+    "both with hexa's settings"
 )
 
 

@@ -46,10 +46,9 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         # `-> None` tasks are published with ignore_result; their failures are still stored,
         # so `hexa status` shows them.
         "task_store_errors_even_if_ignored": True,
-        # No task events by default: three extra messages per task (a third of a no-op's
-        # worker CPU), and on the threads pool a pool thread waiting for an event's publisher
-        # confirm can deadlock the worker. Flower turns them on at run time when it watches.
-        "worker_send_task_events": False,
+        # Workers emit task events so `celery events` and Flower see them (not on the threads
+        # pool: see hexa._worker._no_events_on_threads).
+        "worker_send_task_events": True,
         "task_send_sent_event": False,
         "worker_hijack_root_logger": False,
         "worker_redirect_stdouts": False,

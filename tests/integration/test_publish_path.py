@@ -23,7 +23,7 @@ from celery import Celery, signals
 
 from hexa import ResultNotStoredError, TaskResult, module_task
 from tests.conftest import StartWorker
-from tests.integration.projects.publish_probe.module import broken, parent, quiet
+from tests.integration.projects.publish_probe.module import broken, child, parent, quiet
 from tests.support.services import unique
 
 pytestmark = pytest.mark.integration
@@ -202,3 +202,17 @@ class TestOnAHexaWorker:
         sent = parent.send()
         child_id = sent.get(timeout=30)
         assert TaskResult(child_id, hexa_client).get(timeout=30) == [sent.id, sent.id]
+
+    def test_threads_pool_runs_a_burst_without_task_events(
+        self,
+        project: Callable[..., Path],
+        start_worker: StartWorker,
+        real_env: dict[str, str],
+        hexa_client: Celery,
+    ) -> None:
+        # Task events with publisher confirms could deadlock a threads-pool worker under load.
+        worker = start_worker(project(PUBLISH_PROBE), real_env, ["--pool=threads", "-c", "8"])
+        assert worker.wait_for("worker.task_events")[0]["enabled"] is False
+        results = [child.send() for _ in range(200)]
+        assert results[-1].get(timeout=30)[0] is None  # published from here: no parent
+        assert all(r.get(timeout=30) == [None, r.id] for r in results[:5])  # its own root
