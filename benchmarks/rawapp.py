@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 import time
 from typing import Any
 
@@ -25,6 +26,8 @@ if os.environ.get("BENCH_CELERY_DEFAULTS"):
 else:
     config = celery_config(settings)
     config.pop("worker_consumer", None)  # hexa's dead-letter consumer is part of hexa's cost
+    if "--pool=threads" in sys.argv:  # as hexa does: events with confirms deadlock threads
+        config["worker_send_task_events"] = False
     app.conf.update(config)
 
 
