@@ -110,5 +110,7 @@ class TestQuorumQueues:
         monkeypatch.setattr(app, "send_task", send_task)
         result = Publisher(app).publish("m.t", (1,), {}, SendOptions(countdown=5), "q", True)
         assert result.id == "delayed-id"
-        assert sent == [{"name": "m.t", "countdown": 5, "queue": "q", "ignore_result": False}]
+        assert len(sent) == 1
+        wanted = {"name": "m.t", "countdown": 5, "queue": "q", "ignore_result": False}
+        assert wanted.items() <= sent[0].items()
         app.close()

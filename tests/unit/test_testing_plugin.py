@@ -156,7 +156,7 @@ class TestInProcessWorker:
         _gate.clear()
         with in_process_worker(None, pool="threads", concurrency=2):
             waiting = wait_for_gate.send()
-            open_gate.send().get(timeout=10)
+            open_gate.send()  # `-> None`: stores no result, nothing to get
             assert waiting.get(timeout=10) is True
 
     def test_none_runs_the_tasks_the_registry_holds(self, declared: None) -> None:
