@@ -5,7 +5,7 @@ from __future__ import annotations
 import gc
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +13,8 @@ import attrs
 import pytest
 import redis
 
+import hexa
+from hexa._app import HexaCelery, build_app
 from tests.chaos.services import OwnRabbitMQ, OwnRedis
 
 CHAOS_PROJECT = Path(__file__).parent / "projects" / "chaos"
@@ -78,6 +80,21 @@ def report(row: Row) -> Row:
     """Add a row that does not come from `Records` (e.g. the malformed-message scenario)."""
     _rows.append(row)
     return row
+
+
+@pytest.fixture
+def client() -> Iterator[Callable[[dict[str, str]], HexaCelery]]:
+    """Publishing apps for given environments, closed at the end."""
+    made: list[HexaCelery] = []
+
+    def make(env: dict[str, str]) -> HexaCelery:
+        made.append(build_app(hexa.Settings.from_env(environ=env)))
+        return made[-1]
+
+    yield make
+    for app in made:
+        app.close()
+    gc.collect()  # AsyncResult.__del__ talks to Redis: let it run while Redis is up
 
 
 @pytest.fixture(scope="session")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import os
 import pickle
 import random
@@ -10,7 +9,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,6 @@ import redis
 from kombu import Connection
 
 import hexa
-from hexa._app import build_app
 from hexa._dispatch import publish
 from hexa._options import SendOptions
 from tests.chaos.conftest import CHAOS_PROJECT, Row, report
@@ -83,30 +81,16 @@ def wait_dead(settings: hexa.Settings, count: int, timeout: float = 30) -> list[
     raise AssertionError(f"fewer than {count} dead letters after {timeout}s")
 
 
-@pytest.fixture
-def app_for() -> Iterator[Callable[[dict[str, str]], Any]]:
-    made: list[Any] = []
-
-    def make(env: dict[str, str]) -> Any:
-        made.append(build_app(hexa.Settings.from_env(environ=env)))
-        return made[-1]
-
-    yield make
-    for app in made:
-        app.close()
-    gc.collect()  # AsyncResult.__del__ talks to Redis: let it run while Redis is up
-
-
 class TestMalformedMessages:
     def test_worker_keeps_serving_and_dead_letters_every_bad_message(
         self,
         project: Callable[..., Path],
         start_worker: StartWorker,
         real_env: dict[str, str],
-        app_for: Callable[[dict[str, str]], Any],
+        client: Callable[[dict[str, str]], Any],
     ) -> None:
         worker = start_worker(project(CHAOS_PROJECT), real_env)
-        app = app_for(real_env)
+        app = client(real_env)
         first = [send(app, "chaos.echo", i) for i in range(10)]
         bad = bad_messages()
         injected_at = time.monotonic()
@@ -137,7 +121,7 @@ class TestSecrets:
         redis_url: str,
         project: Callable[..., Path],
         start_worker: StartWorker,
-        app_for: Callable[[dict[str, str]], Any],
+        client: Callable[[dict[str, str]], Any],
     ) -> None:
         user, password = unique("hexa-user"), f"Rabbit-Pw-{uuid.uuid4().hex}"
         own_rabbitmq.ctl("add_user", user, password)
@@ -152,7 +136,7 @@ class TestSecrets:
         try:
             root = project(CHAOS_PROJECT)
             worker = start_worker(root, env, ["--loglevel=DEBUG"])
-            app = app_for(env)
+            app = client(env)
             ok, failing = send(app, "chaos.echo", "fine"), send(app, "chaos.broken", 1)
             app.send_task("nobody.knows")
             assert ok.get(timeout=20) == "fine"

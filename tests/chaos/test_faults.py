@@ -6,18 +6,17 @@ tasks per scenario, and how long the system took to do work again after the faul
 
 from __future__ import annotations
 
-import gc
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 import hexa
-from hexa._app import HexaCelery, build_app
+from hexa._app import HexaCelery
 from hexa._dispatch import publish
 from hexa._options import SendOptions
 from tests.chaos.conftest import CHAOS_PROJECT, Records, Row, report
@@ -30,21 +29,6 @@ pytestmark = pytest.mark.chaos
 
 def send(app: HexaCelery, name: str, *args: Any) -> hexa.TaskResult[Any]:
     return publish(name, args, {}, SendOptions(), app=app)
-
-
-@pytest.fixture
-def client() -> Iterator[Callable[[dict[str, str]], HexaCelery]]:
-    """Publishing apps for given environments, closed at the end."""
-    made: list[HexaCelery] = []
-
-    def make(env: dict[str, str]) -> HexaCelery:
-        made.append(build_app(hexa.Settings.from_env(environ=env)))
-        return made[-1]
-
-    yield make
-    for app in made:
-        app.close()
-    gc.collect()  # AsyncResult.__del__ talks to Redis: let it run while Redis is up
 
 
 class TestWorkerCrash:
