@@ -518,8 +518,11 @@ def async_io(bench: Bench) -> None:
     raw_threads = bench.worker("rawapp", "raw-threads", pool="threads", concurrency=IO_THREADS)
     clients = {w: bench.raw_client(w.queue) for w in (raw_a, raw_b, raw_threads)}
     io = bench_tasks.io_sleep.with_options(queue=threads.queue)
-    first = [io.send().id, clients[raw_threads].send_task("bench.sleep_sync").id]
-    bench.wait_results([str(i) for i in first], timeout=90)
+    # Warm up both threads pools (threads start on demand, connections per thread), so the
+    # blocks measure the steady state the warm prefork workers are already in.
+    warm = [io.send().id for _ in range(2 * IO_THREADS)]
+    warm += [clients[raw_threads].send_task("bench.sleep_sync").id for _ in range(2 * IO_THREADS)]
+    bench.wait_results([str(i) for i in warm], timeout=120)
     arms = [
         Arm("seed", raw_sender(clients[raw_a], "bench.io_sleep"), raw_a),
         Arm("hexa", hexa_sender(io), threads),
