@@ -241,7 +241,7 @@ def parser() -> argparse.ArgumentParser:
     send = commands.add_parser("send", help="enqueue a task by name")
     send.add_argument("name", help="task name, e.g. invoicing.emit_invoice")
     send.add_argument("args", nargs="*", metavar="ARG", help="positional arguments")
-    send.add_argument("--kwargs", metavar="JSON", help='keyword arguments: \'{"user_id": 1}\'')
+    send.add_argument("--kwargs", metavar="JSON", help="keyword arguments: '{\"user_id\": 1}'")
     send.add_argument("--countdown", type=float, metavar="SECONDS", help="run no sooner than this")
     send.add_argument("--wait", action="store_true", help="wait for the result and print it")
     send.add_argument(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable, Mapping
 from functools import cached_property
-from typing import Any
+from typing import Any, TypeGuard
 
 import attrs
 
@@ -129,13 +129,14 @@ def definition(service: str, key: str, entry: object) -> TaskDefinition:
     return found
 
 
+def is_task_service(value: object, name: str) -> TypeGuard[Mapping[str, object]]:
+    """Discovery takes services whose name ends in `_tasks` and whose value is a dict."""
+    return name.endswith(TASKS_SUFFIX) and isinstance(value, Mapping)
+
+
 def task_services(services: Mapping[str, object]) -> dict[str, Mapping[str, object]]:
-    """The services discovery takes: names ending in `_tasks` whose value is a dict."""
-    return {
-        name: value
-        for name, value in services.items()
-        if name.endswith(TASKS_SUFFIX) and isinstance(value, Mapping)
-    }
+    """The services discovery takes (see `is_task_service`)."""
+    return {name: value for name, value in services.items() if is_task_service(value, name)}
 
 
 def definitions(services: Mapping[str, object]) -> list[TaskDefinition]:

@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 
 import attrs
 
-from hexa._definitions import definitions, near_misses, task_services
+from hexa._definitions import definitions, is_task_service, near_misses, task_services
 from hexa._exceptions import DiscoveryError, DuplicateTaskError, ModuleImportError
 from hexa._locator import ServiceLocator, service_locator
 from hexa._registry import registry
@@ -97,7 +97,7 @@ def _register(
 ) -> None:
     """Put a module's services into the locator; two modules may not claim one task."""
     for name, value in services.items():
-        if name in task_services({name: value}) and name in owners and owners[name] != owner:
+        if is_task_service(value, name) and owners.get(name, owner) != owner:
             clash = set(locator.get_service(name)) & set(value)
             if clash:
                 raise DuplicateTaskError(

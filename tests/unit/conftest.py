@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -51,3 +52,21 @@ def make_project(
     yield make
     _forget_modules_package()
     sys.modules.update(saved)
+
+
+def record_publishes(monkeypatch: pytest.MonkeyPatch, target: str) -> list[Any]:
+    """Replace the `publish` imported at `target` with a recorder of its calls.
+
+    Each call is recorded as `(name, args, kwargs, options, queue)`, args as the caller passed
+    them; nothing reaches a broker.
+    """
+    calls: list[Any] = []
+
+    def publish(
+        name: str, args: Any, kwargs: Any, options: Any, queue: Any, store_result: bool = True
+    ) -> str:
+        calls.append((name, args, dict(kwargs), options, queue))
+        return "result"
+
+    monkeypatch.setattr(target, publish)
+    return calls

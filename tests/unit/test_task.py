@@ -15,6 +15,7 @@ from hexa import (
     remote_task,
 )
 from hexa._options import SendOptions
+from tests.unit.conftest import record_publishes
 
 Published = list[tuple[str, tuple[Any, ...], dict[str, Any], SendOptions, str | None]]
 
@@ -34,21 +35,8 @@ def charge(amount: int, *, currency: str = "ARS") -> str:
 
 @pytest.fixture
 def published(monkeypatch: pytest.MonkeyPatch) -> Published:
-    calls: Published = []
-
-    def publish(
-        name: str,
-        args: Any,
-        kwargs: Any,
-        options: SendOptions,
-        queue: Any,
-        store_result: bool = True,
-    ) -> str:
-        calls.append((name, tuple(args), dict(kwargs), options, queue))
-        return "result"
-
-    monkeypatch.setattr("hexa._task.publish", publish)
-    return calls
+    """What would have been published, in place of the broker."""
+    return record_publishes(monkeypatch, "hexa._task.publish")
 
 
 class TestWithOptions:

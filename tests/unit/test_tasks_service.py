@@ -10,6 +10,7 @@ import pytest
 from hexa import DispatchError, TasksService, UnknownTaskError
 from hexa._definitions import definitions
 from hexa._options import SendOptions
+from tests.unit.conftest import record_publishes
 
 Published = list[tuple[str, list[Any], dict[str, Any], SendOptions, str | None]]
 
@@ -31,21 +32,7 @@ SERVICES = {
 @pytest.fixture
 def published(monkeypatch: pytest.MonkeyPatch) -> Published:
     """What would have been published, in place of the broker."""
-    calls: Published = []
-
-    def publish(
-        name: str,
-        args: Any,
-        kwargs: Any,
-        options: SendOptions,
-        queue: Any,
-        store_result: bool = True,
-    ) -> str:
-        calls.append((name, list(args), dict(kwargs), options, queue))
-        return "result"
-
-    monkeypatch.setattr("hexa._tasks_service.publish", publish)
-    return calls
+    return record_publishes(monkeypatch, "hexa._tasks_service.publish")
 
 
 @pytest.fixture
