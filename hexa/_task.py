@@ -12,8 +12,8 @@ import attrs
 
 from hexa._arguments import bind_arguments, check_json
 from hexa._bridge import bridge
-from hexa._dispatch import publish, stores_result
 from hexa._options import SendOptions, refuse_unknown_options
+from hexa._publisher import publish, stores_result
 from hexa._result import TaskResult
 from hexa._spec import TaskSpec
 

@@ -8,9 +8,9 @@ from typing import Any
 
 from hexa._arguments import bind_arguments, check_json
 from hexa._definitions import TaskDefinition
-from hexa._dispatch import publish, stores_result
 from hexa._exceptions import UnknownTaskError, did_you_mean
 from hexa._options import SendOptions, refuse_unknown_options
+from hexa._publisher import publish, stores_result
 from hexa._result import TaskResult
 
 

@@ -18,8 +18,8 @@ import redis
 from kombu import Connection
 
 import hexa
-from hexa._dispatch import publish
 from hexa._options import SendOptions
+from hexa._publisher import publish
 from tests.chaos.conftest import CHAOS_PROJECT, Row, report
 from tests.chaos.services import OwnRabbitMQ, OwnRedis, free_port
 from tests.conftest import StartWorker

@@ -17,8 +17,8 @@ import pytest
 
 import hexa
 from hexa._app import HexaCelery
-from hexa._dispatch import publish
 from hexa._options import SendOptions
+from hexa._publisher import publish
 from tests.chaos.conftest import CHAOS_PROJECT, Records, Row, report
 from tests.chaos.services import OwnRabbitMQ, OwnRedis
 from tests.conftest import StartWorker

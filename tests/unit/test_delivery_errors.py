@@ -9,8 +9,8 @@ import pytest
 
 import hexa
 from hexa._app import HexaCelery, build_app
-from hexa._dispatch import publish
 from hexa._options import SendOptions
+from hexa._publisher import publish
 
 
 def closed_port() -> int:

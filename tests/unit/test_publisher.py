@@ -12,7 +12,7 @@ from celery.backends.redis import RedisBackend
 from celery.backends.rpc import RPCBackend
 
 from hexa import ResultNotStoredError, TaskResult
-from hexa._dispatch import Publisher, _needs_task_call_hook, publisher, stores_result
+from hexa._publisher import Publisher, _needs_task_call_hook, publisher, stores_result
 
 
 def returns_none() -> None: ...
