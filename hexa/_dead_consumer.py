@@ -21,6 +21,7 @@ from vine import promise
 
 from hexa._dead_letters import DeadLetterStore, dead_queue_name, from_message
 from hexa._logging import get_logger
+from hexa._message_check import MalformedMessage, check_message, identity
 from hexa._settings import Settings, redact
 
 log = get_logger()
@@ -49,8 +50,8 @@ class DeadLetterConsumer(Consumer):
         settings = self.hexa_settings
         letter = from_message(message, reason, settings)
         try:
-            with self.app.connection_for_write() as conn:
-                DeadLetterStore(settings).add(letter, connection=conn)
+            with self.app.producer_or_acquire() as producer:  # pooled: one connection, reused
+                DeadLetterStore(settings).add(letter, producer)
         except Exception as exc:
             log.error("dead_letter.failed", id=letter.id, error=redact(_error(exc), settings))
             message.reject_log_error(_celery_log, self._errors, requeue=True)
@@ -64,13 +65,17 @@ class DeadLetterConsumer(Consumer):
         )
         message.ack_log_error(_celery_log, self._errors)
 
+    def refuse(self, message: Message, exc: MalformedMessage) -> None:
+        """A message Celery must not read: dead-lettered, its failure stored for a caller."""
+        self.dead_letter(message, f"malformed task message: {exc}")
+        self._mark_failed(identity(message)[1], exc)
+
     def on_unknown_message(self, body: Any, message: Message) -> None:
         self.dead_letter(message, "not a task message: no 'task' header and no task body")
         signals.task_rejected.send(sender=self, message=message, exc=None)
 
     def on_unknown_task(self, body: Any, message: Message, exc: BaseException) -> None:
-        headers = message.headers if isinstance(message.headers, dict) else {}
-        name, task_id = headers.get("task"), headers.get("id")
+        name, task_id = identity(message)  # protocol 1 names them in the body
         self.dead_letter(message, f"unknown task {name!r}: no module of this worker declares it")
         self._mark_failed(task_id, NotRegistered(name))
         signals.task_unknown.send(sender=self, message=message, exc=exc, name=name, id=task_id)
@@ -97,7 +102,10 @@ class DeadLetterConsumer(Consumer):
 
         def on_task_received(message: Message) -> Any:
             try:
+                check_message(message)
                 return handle(message)
+            except MalformedMessage as exc:
+                return self.refuse(message, exc)
             except Exception as exc:
                 return self.dead_letter(message, f"malformed task message: {_error(exc)}")
 

@@ -22,6 +22,7 @@ from kombu import Connection, Queue
 from kombu.message import Message
 
 from hexa._logging import get_logger
+from hexa._message_check import identity
 from hexa._settings import Settings, redact
 
 log = get_logger()
@@ -95,9 +96,10 @@ def from_message(message: Message, reason: str, settings: Settings) -> DeadLette
     headers = message.headers if isinstance(message.headers, Mapping) else {}
     properties = message.properties or {}
     body, encoding = _text_body(message.body or b"")
+    name, task_id = identity(message)
     return DeadLetter(
-        id=str(headers.get("id") or properties.get("correlation_id") or uuid.uuid4()),
-        task=str(headers.get("task") or "?"),
+        id=str(task_id or properties.get("correlation_id") or uuid.uuid4()),
+        task=name or "?",
         reason=redact(reason, settings),
         when=_now(),
         queue=str((message.delivery_info or {}).get("routing_key") or settings.default_queue),
@@ -146,22 +148,28 @@ class DeadLetterStore:
             transport_options=self.settings.broker_transport_options,
         )
 
-    def add(self, letter: DeadLetter, connection: Connection | None = None) -> None:
-        """Publish `letter` (confirmed on RabbitMQ); raises when the broker will not take it."""
-        with self._connection() if connection is None else _borrowed(connection) as conn:
-            producer = conn.Producer()
-            producer.publish(
-                letter.to_json(),
-                exchange="",
-                routing_key=self.queue.name,
-                declare=[self.queue],
-                content_type="application/json",
-                content_encoding="utf-8",
-                delivery_mode=2,
-                headers={"hexa-dead-id": letter.id},
-                retry=True,
-                retry_policy=_PUBLISH_RETRY,
-            )
+    def add(self, letter: DeadLetter, producer: Any = None) -> None:
+        """Publish `letter` (confirmed on RabbitMQ); raises when the broker will not take it.
+
+        With a `producer` (a worker's pooled one) its connection is reused: no new
+        connection per dead letter.
+        """
+        if producer is None:
+            with self._connection() as conn:
+                return self.add(letter, conn.Producer())
+        producer.publish(
+            letter.to_json(),
+            exchange="",
+            routing_key=self.queue.name,
+            declare=[self.queue],  # declared once per connection: kombu remembers
+            content_type="application/json",
+            content_encoding="utf-8",
+            delivery_mode=2,
+            headers={"hexa-dead-id": letter.id},
+            retry=True,
+            retry_policy=_PUBLISH_RETRY,
+        )
+        return None
 
     @contextmanager
     def _fetched(self) -> Iterator[list[tuple[Message, DeadLetter]]]:
@@ -212,11 +220,6 @@ class DeadLetterStore:
             return len(fetched)
 
 
-@contextmanager
-def _borrowed(connection: Connection) -> Iterator[Connection]:
-    yield connection  # a caller's connection: used, never closed here
-
-
 def _republish(producer: Any, letter: DeadLetter) -> None:
     producer.publish(
         letter.raw_body(),
@@ -255,7 +258,7 @@ def record_failure(task: Any, task_id: str, args: Any, kwargs: Any, exc: BaseExc
         settings,
     )
     try:
-        with task.app.connection_for_write() as conn:
-            DeadLetterStore(settings).add(letter, connection=conn)
+        with task.app.producer_or_acquire() as producer:  # the process's pooled connection
+            DeadLetterStore(settings).add(letter, producer)
     except Exception as error:  # the failure itself is still stored as the task's result
         log.error("dead_letter.failed", id=task_id, error=redact(f"{error!r}", settings))

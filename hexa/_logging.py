@@ -53,7 +53,11 @@ def configure_logging(fmt: str | None = None, level: str | int = "INFO") -> None
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name],
-            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.format_exc_info,  # a traceback as text, inside the line
+                renderer,
+            ],
         )
     )
     root = logging.getLogger()
