@@ -9,7 +9,10 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from kombu.utils.json import dumps
+
 from hexa._exceptions import DispatchError, did_you_mean
+from hexa._settings import DEFAULT_MAX_MESSAGE_SIZE, MAX_MESSAGE_SIZE_ENV
 
 _SCALARS = (str, int, float, bool, type(None))
 # Types Celery's JSON serializer encodes and decodes itself.
@@ -116,3 +119,63 @@ def check_json(
                 "(str, int, float, bool, None, list, dict, datetime, UUID, Decimal), "
                 "e.g. an id instead of an object"
             )
+
+
+#: Worst JSON bytes per character of a str: an astral character becomes `\ud83d\ude00`.
+_WORST_PER_CHAR = 12
+_SCALAR_CEILING = 64  # bytes: more than any float, bool, null, date, time or UUID takes
+
+
+def _json_ceiling(value: Any) -> int:
+    """Bytes `value` can take at most as JSON: counted without encoding anything."""
+    kind = type(value)
+    if kind is int:
+        digits: int = value.bit_length() // 3  # decimal digits, rounded up
+        return digits + 2
+    if kind is str:
+        return _WORST_PER_CHAR * len(value) + 2
+    if kind is list or kind is tuple:
+        return sum(map(_json_ceiling, value)) + 2 * len(value) + 2
+    if kind is dict:
+        return sum(map(_json_ceiling, value)) + sum(map(_json_ceiling, value.values())) + (
+            4 * len(value) + 2
+        )
+    return _subclass_ceiling(value)
+
+
+def _subclass_ceiling(value: Any) -> int:
+    """The rarer kinds: subclasses of the above (an IntEnum...), floats, decimals, dates."""
+    if isinstance(value, str):
+        return _json_ceiling(str(value))
+    if isinstance(value, list | tuple):
+        return _json_ceiling(list(value))
+    if isinstance(value, dict):
+        return _json_ceiling(dict(value))
+    if isinstance(value, int) and not isinstance(value, bool):
+        return _json_ceiling(int(value))
+    if isinstance(value, decimal.Decimal):
+        return len(str(value)) + 2
+    return _SCALAR_CEILING
+
+
+def check_size(task_name: str, args: Sequence[Any], kwargs: Mapping[str, Any], limit: int) -> None:
+    """Raise `DispatchError` when the call's JSON would exceed `limit` bytes.
+
+    Counting is cheap; the arguments are encoded only when the count cannot rule it out.
+    """
+    if _json_ceiling(args) + _json_ceiling(kwargs) + _SCALAR_CEILING <= limit:
+        return
+    size = len(dumps([list(args), dict(kwargs), None]))  # Celery's own JSON encoder
+    if size > limit:
+        raise DispatchError(
+            f"{task_name}: the arguments take {size:,} bytes as JSON, above the {limit:,}-byte "
+            f"limit ({MAX_MESSAGE_SIZE_ENV}); RabbitMQ refuses messages above its "
+            "max_message_size (128 MiB by default). Store large data elsewhere (a database, "
+            "object storage) and send its key"
+        )
+
+
+def max_message_size(app: Any) -> int:
+    """The app's `Settings.max_message_size` (a plain Celery app: the default)."""
+    settings = getattr(app, "hexa_settings", None)
+    return int(getattr(settings, "max_message_size", DEFAULT_MAX_MESSAGE_SIZE))

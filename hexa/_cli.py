@@ -15,7 +15,7 @@ from celery.result import AsyncResult
 from hexa._app import HexaCelery, current_app
 from hexa._cli_errors import explain
 from hexa._cli_help import polish
-from hexa._dead_letters import DeadLetter, DeadLetterStore, dead_queue_name
+from hexa._dead_letters import DeadLetter, DeadLetterStore, dead_queue_name, printable
 from hexa._locator import service_locator
 from hexa._logging import configure_logging
 from hexa._modules import TASKS_SERVICE, DiscoveryReport, ModuleRegistry, discover_modules
@@ -136,8 +136,14 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def _dead_line(letter: DeadLetter) -> str:
+    """One line per letter, escaped: a publisher chose the id, task and reason text."""
     reason = " ".join(letter.reason.split())
-    return f"{letter.when}  {letter.id}  {letter.task}  {reason}"
+    return printable(f"{letter.when}  {letter.id}  {letter.task}  {reason}")
+
+
+def _report_skipped(store: DeadLetterStore) -> None:
+    for entry in store.skipped:
+        print(f"skipped {entry.what}: {entry.why}", file=sys.stderr)
 
 
 def cmd_dead(args: argparse.Namespace) -> int:
@@ -150,11 +156,12 @@ def cmd_dead(args: argparse.Namespace) -> int:
         for letter in letters:
             print(_dead_line(letter))
         print(f"{len(letters)} dead letter(s) in {dead_queue_name(settings)}")
-        return 0
-    if args.action == "purge":
+    elif args.action == "purge":
         print(f"purged {store.purge()} dead letter(s) from {dead_queue_name(settings)}")
-        return 0
-    return _replay(store, args.ids, args.all)
+    else:
+        return _replay(store, args.ids, args.all)
+    _report_skipped(store)
+    return 0
 
 
 def _replay(store: DeadLetterStore, ids: list[str], everything: bool) -> int:
@@ -165,8 +172,10 @@ def _replay(store: DeadLetterStore, ids: list[str], everything: bool) -> int:
         None if everything else ids, forget=lambda task_id: app.AsyncResult(task_id).forget()
     )
     for letter in replayed:
-        print(f"replayed {letter.id}  {letter.task}  -> {letter.queue}")
-    missing = sorted(set(ids) - {letter.id for letter in replayed})
+        print(printable(f"replayed {letter.id}  {letter.task}  -> {letter.queue}"))
+    _report_skipped(store)
+    not_replayable = {entry.id for entry in store.skipped if entry.id}
+    missing = sorted(set(ids) - {letter.id for letter in replayed} - not_replayable)
     if missing:
         print(
             f"hexa: error: no dead letter with id {', '.join(missing)}; "
@@ -174,7 +183,7 @@ def _replay(store: DeadLetterStore, ids: list[str], everything: bool) -> int:
             file=sys.stderr,
         )
         return 1
-    return 0
+    return 1 if not_replayable else 0
 
 
 def _add_dead(commands: Any) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, cast
 
+from amqp.exceptions import PreconditionFailed
 from celery import signals
 from celery.exceptions import NotRegistered
 from celery.utils.log import get_logger as celery_logger
@@ -19,7 +20,8 @@ from celery.worker.consumer import Consumer
 from kombu.message import Message
 from vine import promise
 
-from hexa._dead_letters import DeadLetterStore, dead_queue_name, from_message
+from hexa._dead_letters import DeadLetter, DeadLetterStore, dead_queue_name, from_message
+from hexa._inflate import bound_decompression
 from hexa._logging import get_logger
 from hexa._message_check import MalformedMessage, check_message, identity
 from hexa._settings import Settings, redact
@@ -34,6 +36,10 @@ def _error(exc: BaseException) -> str:
 
 class DeadLetterConsumer(Consumer):
     """Routes every message the worker cannot run to `<default queue>.dead`."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        bound_decompression(self.hexa_settings.max_message_size)  # before any message arrives
 
     @property
     def hexa_settings(self) -> Settings:
@@ -50,8 +56,7 @@ class DeadLetterConsumer(Consumer):
         settings = self.hexa_settings
         letter = from_message(message, reason, settings)
         try:
-            with self.app.producer_or_acquire() as producer:  # pooled: one connection, reused
-                DeadLetterStore(settings).add(letter, producer)
+            self._publish(letter)
         except Exception as exc:
             log.error("dead_letter.failed", id=letter.id, error=redact(_error(exc), settings))
             message.reject_log_error(_celery_log, self._errors, requeue=True)
@@ -64,6 +69,15 @@ class DeadLetterConsumer(Consumer):
             dead_queue=dead_queue_name(settings),
         )
         message.ack_log_error(_celery_log, self._errors)
+
+    def _publish(self, letter: DeadLetter) -> None:
+        """On the pooled connection; a broker whose own size limit is lower gets the reason."""
+        store = DeadLetterStore(self.hexa_settings)
+        try:
+            with self.app.producer_or_acquire() as producer:  # one connection, reused
+                store.add(letter, producer)
+        except PreconditionFailed:  # 406: RabbitMQ's max_message_size is below hexa's limit
+            store.add(letter.cut(0))  # reason only, on a channel of its own
 
     def refuse(self, message: Message, exc: MalformedMessage) -> None:
         """A message Celery must not read: dead-lettered, its failure stored for a caller."""

@@ -21,8 +21,9 @@ import attrs
 from kombu import Connection, Queue
 from kombu.message import Message
 
+from hexa._inflate import bound_decompression
 from hexa._logging import get_logger
-from hexa._message_check import identity
+from hexa._message_check import MAX_NAME, identity
 from hexa._settings import Settings, redact
 
 log = get_logger()
@@ -32,6 +33,14 @@ DEAD_SUFFIX = ".dead"
 _KEPT_PROPERTIES = ("correlation_id", "reply_to", "priority", "delivery_mode")
 #: Publishing a dead letter retries briefly; the original stays unacked if it cannot.
 _PUBLISH_RETRY = {"max_retries": 3, "interval_start": 0, "interval_step": 0.5, "interval_max": 1}
+
+
+#: Fields every dead letter has; a message in the dead queue without them is foreign.
+_REQUIRED = ("id", "task", "reason", "when", "queue", "body")
+#: Of a letter too big to publish whole, the first bytes of its body are kept.
+KEPT_WHEN_CUT = 64 * 1024
+#: A reason is cut at this length (a hostile message's fields can be long).
+MAX_REASON = 1000
 
 
 def dead_queue_name(settings: Settings) -> str:
@@ -63,6 +72,13 @@ class DeadLetter:
     content_encoding: str | None = None
     headers: Mapping[str, Any] = attrs.field(factory=dict)
     properties: Mapping[str, Any] = attrs.field(factory=dict)
+    #: The original body's size in bytes when `body` keeps only its beginning (see `fitted`).
+    body_size: int | None = None
+
+    @property
+    def truncated(self) -> bool:
+        """True when the body was cut to fit the size limit: such a letter cannot be replayed."""
+        return self.body_size is not None
 
     def raw_body(self) -> bytes:
         if self.body_encoding == "base64":
@@ -74,8 +90,46 @@ class DeadLetter:
 
     @classmethod
     def from_json(cls, text: str | bytes) -> DeadLetter:
+        """The letter in `text`; `ValueError` when `text` is not a hexa dead letter."""
         data = json.loads(text)
+        if not isinstance(data, dict) or not all(
+            isinstance(data.get(name), str) for name in _REQUIRED
+        ):
+            raise ValueError(f"not a hexa dead letter (needs {', '.join(_REQUIRED)} as text)")
         return cls(**{f.name: data[f.name] for f in attrs.fields(cls) if f.name in data})
+
+    def fitted(self, limit: int) -> tuple[DeadLetter, str]:
+        """(letter, JSON) within `limit` bytes: whole, else base64, else cut, else reason only.
+
+        A letter bigger than the broker takes would be refused and requeued forever.
+        """
+        text = self.to_json()
+        if len(text) <= limit:
+            return self, text
+        for keep in (None, KEPT_WHEN_CUT, 0):
+            smaller = self.cut(keep)
+            text = smaller.to_json()
+            if len(text) <= limit:
+                break
+        return smaller, text
+
+    def cut(self, keep: int | None) -> DeadLetter:
+        """This letter with its body in base64, only its first `keep` bytes (None: all)."""
+        raw = self.raw_body()
+        keep = len(raw) if keep is None else keep
+        body = base64.b64encode(raw[:keep]).decode("ascii")
+        if keep >= len(raw):
+            return attrs.evolve(self, body=body, body_encoding="base64")
+        note = f" [body cut to fit the size limit: {keep:,} of {len(raw):,} bytes kept]"
+        headers = self.headers if keep else {}
+        return attrs.evolve(
+            self,
+            body=body,
+            body_encoding="base64",
+            body_size=len(raw),
+            reason=self.reason + note,
+            headers=headers,
+        )
 
 
 def _text_body(raw: bytes | str) -> tuple[str, str]:
@@ -98,9 +152,9 @@ def from_message(message: Message, reason: str, settings: Settings) -> DeadLette
     body, encoding = _text_body(message.body or b"")
     name, task_id = identity(message)
     return DeadLetter(
-        id=str(task_id or properties.get("correlation_id") or uuid.uuid4()),
+        id=str(task_id or properties.get("correlation_id") or uuid.uuid4())[:MAX_NAME],
         task=name or "?",
-        reason=redact(reason, settings),
+        reason=redact(reason[:MAX_REASON], settings),
         when=_now(),
         queue=str((message.delivery_info or {}).get("routing_key") or settings.default_queue),
         body=body,
@@ -135,12 +189,36 @@ def from_task_call(
     )
 
 
+@attrs.frozen
+class Skipped:
+    """An entry of the dead queue left in place: foreign, or a letter that cannot be replayed."""
+
+    what: str  # a printable description: the letter's id, or the start of a foreign body
+    why: str
+    id: str | None = None  # the letter's id, when it is a letter
+
+
+def _parse(message: Message) -> DeadLetter | Skipped:
+    """The dead letter in `message`, or why it is not one (a foreign message, say)."""
+    try:
+        return DeadLetter.from_json(message.body or b"")
+    except (ValueError, TypeError) as error:
+        preview = printable(repr((message.body or b"")[:60]))
+        return Skipped(f"foreign entry {preview}", printable(str(error)))
+
+
 class DeadLetterStore:
-    """The dead-letter queue of one installation: add, list, replay, purge."""
+    """The dead-letter queue of one installation: add, list, replay, purge.
+
+    Entries that are not hexa dead letters (anything else published to the queue) are left
+    where they are and reported in `skipped` by the call that met them, never a failure.
+    """
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.queue = Queue(dead_queue_name(settings), routing_key=dead_queue_name(settings))
+        #: What the last `letters`, `replay` or `purge` left in the queue, and why.
+        self.skipped: list[Skipped] = []
 
     def _connection(self) -> Connection:
         return Connection(
@@ -151,21 +229,23 @@ class DeadLetterStore:
     def add(self, letter: DeadLetter, producer: Any = None) -> None:
         """Publish `letter` (confirmed on RabbitMQ); raises when the broker will not take it.
 
+        The letter is fitted to `Settings.max_message_size` first (see `DeadLetter.fitted`).
         With a `producer` (a worker's pooled one) its connection is reused: no new
         connection per dead letter.
         """
         if producer is None:
             with self._connection() as conn:
                 return self.add(letter, conn.Producer())
+        letter, text = letter.fitted(self.settings.max_message_size)
         producer.publish(
-            letter.to_json(),
+            text,
             exchange="",
             routing_key=self.queue.name,
             declare=[self.queue],  # declared once per connection: kombu remembers
             content_type="application/json",
             content_encoding="utf-8",
             delivery_mode=2,
-            headers={"hexa-dead-id": letter.id},
+            headers={"hexa-dead-id": letter.id[:MAX_NAME]},
             retry=True,
             retry_policy=_PUBLISH_RETRY,
         )
@@ -174,13 +254,19 @@ class DeadLetterStore:
     @contextmanager
     def _fetched(self) -> Iterator[list[tuple[Message, DeadLetter]]]:
         """Every dead letter, unacknowledged: whatever the caller does not ack goes back."""
+        self.skipped = []
+        bound_decompression(self.settings.max_message_size)  # a foreign entry may be a bomb
         with self._connection() as conn:
             channel: Any = conn.channel()
             queue = self.queue(channel)
             queue.declare()
             fetched = []
             while (message := queue.get(no_ack=False, accept=["json"])) is not None:
-                fetched.append((message, DeadLetter.from_json(message.body or b"")))
+                found = _parse(message)
+                if isinstance(found, Skipped):
+                    self.skipped.append(found)
+                else:
+                    fetched.append((message, found))
             try:
                 yield fetched
             finally:
@@ -197,27 +283,41 @@ class DeadLetterStore:
         """Re-publish the chosen dead letters (all when `ids` is None) to their queues.
 
         `forget(task_id)` runs first: it should drop the failure stored for that id, so a
-        client calling `get()` waits for the replayed outcome instead of the old one.
+        client calling `get()` waits for the replayed outcome instead of the old one. A
+        letter whose body was cut to fit the size limit is skipped: it cannot be replayed.
         """
         wanted = None if ids is None else set(ids)
         replayed = []
         with self._fetched() as fetched, self._connection() as conn:
             producer = conn.Producer()
             for message, letter in fetched:
-                if wanted is None or letter.id in wanted:
-                    if forget is not None:
-                        forget(letter.id)
-                    _republish(producer, letter)
-                    message.ack()  # only once the broker holds the replayed message
-                    replayed.append(letter)
+                if wanted is not None and letter.id not in wanted:
+                    continue
+                if letter.truncated:
+                    self.skipped.append(
+                        Skipped(printable(letter.id), "its body was cut: not replayable", letter.id)
+                    )
+                    continue
+                if forget is not None:
+                    forget(letter.id)
+                _republish(producer, letter)
+                message.ack()  # only once the broker holds the replayed message
+                replayed.append(letter)
         return replayed
 
     def purge(self) -> int:
-        """Drop every dead letter; returns how many there were."""
+        """Drop every dead letter; returns how many there were (foreign entries stay)."""
         with self._fetched() as fetched:
             for message, _ in fetched:
                 message.ack()
             return len(fetched)
+
+
+def printable(text: str) -> str:
+    """`text` safe for a terminal: control, format and separator characters escaped."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
 
 
 def _republish(producer: Any, letter: DeadLetter) -> None:

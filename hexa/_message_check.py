@@ -26,6 +26,8 @@ from kombu.message import Message
 
 #: How deep callbacks may nest (a chain in a chord in a group...); real canvases stay far below.
 MAX_DEPTH = 16
+#: Longest task name or id accepted (Celery's ids are 36 characters).
+MAX_NAME = 255
 _SHOWN = 60  # characters of a wrong value quoted in a reason
 
 
@@ -51,7 +53,7 @@ def _text(value: Any) -> bool:
 
 
 def _name(value: Any) -> bool:
-    return isinstance(value, str) and value != ""
+    return isinstance(value, str) and 0 < len(value) <= MAX_NAME
 
 
 def _optional(test: Callable[[Any], bool]) -> Callable[[Any], bool]:
@@ -112,8 +114,8 @@ _COUNT = Rule("a whole number from 0 or null", _optional(_count))
 
 #: Headers of protocol 2 (and the fields of a protocol-1 body that become them).
 HEADER_RULES: dict[str, Rule] = {
-    "task": Rule("a task name", _name),
-    "id": Rule("a task id (text)", _name),
+    "task": Rule(f"a task name (text, at most {MAX_NAME} characters)", _name),
+    "id": Rule(f"a task id (text, at most {MAX_NAME} characters)", _name),
     "lang": _TEXT_OR_NULL,
     "shadow": _TEXT_OR_NULL,
     "root_id": _TEXT_OR_NULL,

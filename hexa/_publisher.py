@@ -43,6 +43,7 @@ from kombu.utils.url import maybe_sanitize_url
 from kombu.utils.uuid import uuid
 
 from hexa._app import current_app
+from hexa._arguments import check_size, max_message_size
 from hexa._exceptions import PublishError
 from hexa._options import SendOptions
 from hexa._result import TaskResult
@@ -288,9 +289,9 @@ def publish(
     store_result: bool = True,
 ) -> TaskResult[Any]:
     """Publish a checked call as a plain Celery message any Celery worker accepts."""
-    return publisher(app or current_app()).publish(
-        name, args, kwargs, options, default_queue, store_result
-    )
+    app = app or current_app()
+    check_size(name, args, kwargs, max_message_size(app))
+    return publisher(app).publish(name, args, kwargs, options, default_queue, store_result)
 
 
 def _publish_timeout(app: Celery) -> float:

@@ -10,6 +10,8 @@ from urllib.parse import unquote, urlparse
 import attrs
 from kombu.utils.url import maybe_sanitize_url
 
+from hexa._exceptions import ConfigurationError
+
 #: The seed's variable names; code outside hexa relies on them.
 BROKER_ENV = "RABBITMQ_URL"
 BACKEND_ENV = "REDIS_URL"
@@ -18,6 +20,10 @@ HOME_DIR = ".hexa"
 PUBLISH_TIMEOUT_ENV = "HEXA_PUBLISH_TIMEOUT"
 #: Seconds `send()` keeps retrying an unconfirmed publish before it raises `PublishError`.
 DEFAULT_PUBLISH_TIMEOUT = 20.0
+MAX_MESSAGE_SIZE_ENV = "HEXA_MAX_MESSAGE_SIZE"
+#: Largest message body (bytes) `send()` publishes and a worker inflates: below RabbitMQ's
+#: default `max_message_size` (128 MiB) with room for a dead letter's base64 copy (4/3).
+DEFAULT_MAX_MESSAGE_SIZE = 64 * 1024 * 1024
 #: Socket timeouts on AMQP connections, so a broker that stops answering (a blocked
 #: connection, a half-open socket) raises instead of hanging the caller forever.
 SOCKET_TIMEOUT = 5
@@ -51,6 +57,7 @@ class Settings:
     home: Path
     default_queue: str = "celery"
     publish_timeout: float = DEFAULT_PUBLISH_TIMEOUT
+    max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
 
     @property
     def embedded_broker(self) -> bool:
@@ -121,7 +128,20 @@ class Settings:
             home=home,
             default_queue=values.get(QUEUE_ENV) or "celery",
             publish_timeout=float(values.get(PUBLISH_TIMEOUT_ENV) or DEFAULT_PUBLISH_TIMEOUT),
+            max_message_size=_size(values.get(MAX_MESSAGE_SIZE_ENV)),
         )
+
+
+def _size(text: str | None) -> int:
+    """`HEXA_MAX_MESSAGE_SIZE`: a whole number of bytes, or the default when unset."""
+    if not text:
+        return DEFAULT_MAX_MESSAGE_SIZE
+    if not text.strip().isdigit() or int(text) <= 0:
+        raise ConfigurationError(
+            f"{MAX_MESSAGE_SIZE_ENV}={text!r}: give a whole number of bytes, "
+            f"e.g. {DEFAULT_MAX_MESSAGE_SIZE} (64 MiB, the default)"
+        )
+    return int(text)
 
 
 def redact(text: str, settings: Settings) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -104,6 +105,43 @@ class TestMalformedFields:
         )
         with pytest.raises(Exception, match="header 'timelimit'"):
             waiting.get(timeout=30)
+
+
+def peak_memory(pid: int) -> int:
+    """The process's peak resident memory (VmHWM), in bytes."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no VmHWM")
+
+
+def zlib_bomb(size: int) -> bytes:
+    packer, chunk = zlib.compressobj(9), bytes(1024 * 1024)
+    return b"".join([*(packer.compress(chunk) for _ in range(size // len(chunk))), packer.flush()])
+
+
+class TestCompressionBomb:
+    def test_a_bomb_is_dead_lettered_without_being_inflated_in_the_worker(
+        self,
+        project: Callable[..., Path],
+        start_worker: StartWorker,
+        real_env: dict[str, str],
+        plain_client: Celery,
+    ) -> None:
+        env = {**real_env, "HEXA_MAX_MESSAGE_SIZE": str(8 * 1024 * 1024)}
+        worker = start_worker(project(CHAOS), env)
+        before = peak_memory(worker.proc.pid)
+        task_id = str(uuid.uuid4())
+        bomb = zlib_bomb(200 * 1024 * 1024)  # 200 MiB of zeros in about 200 KB
+        message = v2(task_id, compression="zlib")
+        publish_raw(env["RABBITMQ_URL"], env["HEXA_DEFAULT_QUEUE"], [{**message, "body": bomb}])
+        [letter] = wait_dead(hexa.Settings.from_env(environ=env), 1)
+        assert letter.id == task_id
+        assert "inflates past 8,388,608 bytes (HEXA_MAX_MESSAGE_SIZE)" in letter.reason
+        assert letter.raw_body() == bomb  # kept compressed, as it came
+        assert plain_client.send_task("chaos.echo", args=[1]).get(timeout=30) == 1
+        grown = peak_memory(worker.proc.pid) - before
+        assert grown < 100 * 1024 * 1024, f"the worker grew by {grown:,} bytes"
 
 
 class TestProtocolOne:
