@@ -9,6 +9,7 @@ from celery import Celery
 from celery.app import backends
 from celery.backends.redis import RedisBackend
 
+from hexa._fork import forget_connections_after_fork
 from hexa._result_store import TolerantRedisBackend
 from hexa._settings import Settings
 
@@ -71,6 +72,7 @@ class HexaCelery(Celery):
         self.hexa_settings = settings
         self.hexa_definitions: list[TaskDefinition] = []
         self.conf.update(celery_config(settings))
+        forget_connections_after_fork(self)
 
     def _get_backend(self) -> Any:
         """Celery's choice of result backend, except Redis: see `TolerantRedisBackend`."""
