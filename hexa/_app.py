@@ -7,10 +7,9 @@ from typing import TYPE_CHECKING, Any
 
 from celery import Celery
 from celery.app import backends
-from celery.backends.redis import RedisBackend
 
 from hexa._fork import forget_connections_after_fork
-from hexa._result_store import TolerantRedisBackend
+from hexa._result_store import result_backend_class
 from hexa._settings import Settings
 
 if TYPE_CHECKING:
@@ -61,6 +60,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
 class HexaCelery(Celery):
     """A Celery app that knows its hexa settings and the tasks discovery gave it."""
 
+    events_cls = "hexa._task_events:HexaEvents"  # no password in a task event
+
     def __init__(self, settings: Settings, **kwargs: Any) -> None:
         super().__init__(
             APP_NAME,
@@ -75,12 +76,10 @@ class HexaCelery(Celery):
         forget_connections_after_fork(self)
 
     def _get_backend(self) -> Any:
-        """Celery's choice of result backend, except Redis: see `TolerantRedisBackend`."""
+        """Celery's choice of result backend, made hexa's: see `result_backend_class`."""
         found: Any = backends.by_url(self.conf.result_backend, self.loader)  # (class, url)
         backend_cls, url = found
-        if backend_cls is RedisBackend:
-            backend_cls = TolerantRedisBackend
-        return backend_cls(app=self, url=url)
+        return result_backend_class(backend_cls)(app=self, url=url)
 
 
 def build_app(settings: Settings | None = None) -> HexaCelery:

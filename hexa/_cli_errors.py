@@ -7,7 +7,7 @@ from kombu.exceptions import OperationalError
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from hexa._exceptions import HexaError
-from hexa._settings import Settings
+from hexa._settings import Settings, redact_known
 
 
 def _where(key: str) -> str:
@@ -41,5 +41,5 @@ def _describe(error: BaseException) -> str:
 
 
 def explain(error: BaseException) -> str:
-    """`error` for `hexa: error: ...`, on a single line."""
-    return " ".join(_describe(error).split())
+    """`error` for `hexa: error: ...`, on a single line, with no password in it."""
+    return redact_known(" ".join(_describe(error).split()))

@@ -8,9 +8,10 @@ import sys
 from typing import Any
 
 import structlog
-from structlog.typing import Processor
+from structlog.typing import EventDict, Processor
 
 from hexa._exceptions import ConfigurationError
+from hexa._settings import redact_value
 
 FORMAT_ENV = "HEXA_LOG_FORMAT"
 FORMATS = ("console", "json")
@@ -42,7 +43,7 @@ def configure_logging(fmt: str | None = None, level: str | int = "INFO") -> None
         else structlog.processors.JSONRenderer()
     )
     structlog.configure(
-        processors=[*shared, structlog.processors.format_exc_info, renderer],
+        processors=[*shared, structlog.processors.format_exc_info, redact_secrets, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(level_no),
         # One write per line: print() writes the newline separately, and JSON lines from
         # prefork children sharing stderr would interleave into unparseable lines.
@@ -56,6 +57,7 @@ def configure_logging(fmt: str | None = None, level: str | int = "INFO") -> None
             processors=[
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,
                 structlog.processors.format_exc_info,  # a traceback as text, inside the line
+                redact_secrets,
                 renderer,
             ],
         )
@@ -65,6 +67,12 @@ def configure_logging(fmt: str | None = None, level: str | int = "INFO") -> None
     root.setLevel(level_no)
     for name in _REPLACED:
         logging.getLogger(name).setLevel(max(level_no, logging.WARNING))
+
+
+def redact_secrets(logger: Any, method: str, event: EventDict) -> EventDict:
+    """No broker or backend password in any line (an exception's text may hold a URL)."""
+    redacted: EventDict = redact_value(event)  # the same dict when there is no password
+    return redacted
 
 
 def get_logger(**initial: Any) -> Any:

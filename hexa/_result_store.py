@@ -1,4 +1,8 @@
-"""The Redis result backend, tolerant of Redis being down when a task is sent.
+"""The result backend: no password stored, and Redis tolerated while it is down at send time.
+
+Every backend Celery picks is given `RedactingBackend`: a failure whose message or traceback
+holds the broker's or the backend's URL (a task that raised with it) is stored with the
+passwords replaced by `**`, so `get()`, `hexa status` and `hexa send --wait` never show them.
 
 Celery subscribes to a task's result channel *before* publishing the task; with Redis down
 that subscription raises and the task is never sent, although the worker could run it.
@@ -8,13 +12,35 @@ again and reads the stored result, or raises `ResultBackendError` while Redis st
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from celery.backends.redis import RedisBackend
 
 from hexa._logging import get_logger
+from hexa._settings import redact_value
 
 log = get_logger()
+
+
+class RedactingBackend:
+    """Mixin for a Celery result backend: failures are stored without passwords."""
+
+    def prepare_exception(self, exc: BaseException, serializer: Any = None) -> Any:
+        return redact_value(super().prepare_exception(exc, serializer))  # type: ignore[misc]
+
+    def store_result(
+        self,
+        task_id: str,
+        result: Any,
+        state: str,
+        traceback: str | None = None,
+        request: Any = None,
+        **kwargs: Any,
+    ) -> Any:
+        return super().store_result(  # type: ignore[misc]
+            task_id, result, state, redact_value(traceback), request, **kwargs
+        )
 
 
 class TolerantRedisBackend(RedisBackend):
@@ -30,3 +56,10 @@ class TolerantRedisBackend(RedisBackend):
                 backend=self.as_uri(),
                 error=f"{type(error).__name__}: {error}",
             )
+
+
+@functools.cache
+def result_backend_class(chosen: type) -> type:
+    """The class hexa uses for Celery's choice: redacting, and tolerant when it is Redis."""
+    base = TolerantRedisBackend if chosen is RedisBackend else chosen
+    return type(base.__name__, (RedactingBackend, base), {"__module__": __name__})

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlparse
 
 import attrs
@@ -98,8 +99,11 @@ class Settings:
 
     def secrets(self) -> list[str]:
         """The passwords in the broker and backend URLs: never to be printed or stored."""
-        found = [urlparse(url).password for url in (self.broker_url, self.result_backend)]
+        found = [_password(url) for url in [*self.broker_url.split(";"), self.result_backend]]
         return sorted({form for pw in found if pw for form in (pw, unquote(pw))}, key=len)[::-1]
+
+    def __attrs_post_init__(self) -> None:
+        _remember(self.secrets())  # so logs and stored failures can be redacted anywhere
 
     def make_dirs(self) -> None:
         """Create the embedded broker's and result store's folders when they are in use."""
@@ -149,3 +153,46 @@ def redact(text: str, settings: Settings) -> str:
     for secret in settings.secrets():
         text = text.replace(secret, "**")
     return text
+
+
+def _password(url: str) -> str | None:
+    try:
+        return urlparse(url.strip()).password
+    except ValueError:  # not a URL: no password in it
+        return None
+
+
+#: The passwords of every `Settings` made in this process, longest first.
+_secrets: tuple[str, ...] = ()
+
+
+def _remember(secrets: list[str]) -> None:
+    global _secrets
+    if not set(secrets) <= set(_secrets):
+        _secrets = tuple(sorted(set(_secrets) | set(secrets), key=len, reverse=True))
+
+
+def redact_known(text: str) -> str:
+    """`text` without any password of this process's broker and backend URLs (`**` instead).
+
+    For places that have no `Settings` at hand: log lines, stored failures, task events.
+    """
+    for secret in _secrets:
+        if secret in text:
+            text = text.replace(secret, "**")
+    return text
+
+
+def redact_value(value: Any) -> Any:
+    """`value` with `redact_known` applied to every string inside (lists, tuples, dicts)."""
+    if not _secrets:
+        return value
+    if isinstance(value, str):
+        return redact_known(value)
+    if isinstance(value, list):
+        return [redact_value(item) for item in value]
+    if isinstance(value, tuple):
+        return tuple(redact_value(item) for item in value)
+    if isinstance(value, dict):
+        return {key: redact_value(item) for key, item in value.items()}
+    return value

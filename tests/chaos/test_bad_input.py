@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import random
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -137,15 +139,21 @@ class TestSecrets:
             root = project(CHAOS_PROJECT)
             worker = start_worker(root, env, ["--loglevel=DEBUG"])
             app = client(env)
+            events = TaskEvents(app)
             ok, failing = send(app, "chaos.echo", "fine"), send(app, "chaos.broken", 1)
+            leaking = send(app, "chaos.leaky", 2)
             app.send_task("nobody.knows")
             assert ok.get(timeout=20) == "fine"
             with pytest.raises(ValueError, match="cannot handle 1"):
                 failing.get(timeout=20)
-            wait_dead(hexa.Settings.from_env(environ=env), 2)
+            with pytest.raises(ConnectionError, match="cannot reach"):
+                leaking.get(timeout=20)
+            wait_dead(hexa.Settings.from_env(environ=env), 3)
+            leaky_cli = ("status", leaking.id), ("send", "chaos.leaky", "3", "--wait")
             outputs = {
                 "worker log": worker.output(),
-                **{" ".join(cmd): cli(root, env, *cmd) for cmd in CLI_COMMANDS},
+                "task events": events.stop(),
+                **{" ".join(cmd): cli(root, env, *cmd) for cmd in (*CLI_COMMANDS, *leaky_cli)},
                 "publish error": cli(root, {**env, **unreachable(user, password)}, *SEND_ONE),
                 "result backend": backend_values(own_redis.url()),
             }
@@ -159,12 +167,43 @@ class TestSecrets:
                 assert secret not in text, f"a password appears in the {where}"
         assert "**@127.0.0.1" in outputs["worker log"]  # the URLs are shown, masked
         assert "not confirm" in outputs["publish error"]
+        assert "cannot reach amqp://" in outputs["worker log"]  # the leaky task did fail
+        assert "task-failed" in outputs["task events"]
+        assert "task-retried" in outputs["task events"]
+        assert "cannot reach" in outputs[f"status {leaking.id}"]
+        assert "cannot reach" in outputs["send chaos.leaky 3 --wait"]
         report(
             Row("secrets (real passwords)", 2, 2, 0, 0, None, f"0 leaks in {len(outputs)} outputs")
         )
 
 
 CLI_COMMANDS = (("tasks",), ("dead", "list"), ("send", "chaos.echo", "7", "--wait"))
+
+
+class TaskEvents:
+    """Celery's task events (what Flower shows), recorded in a thread until `stop()`."""
+
+    def __init__(self, app: Any) -> None:
+        self.seen: list[str] = []
+        self.conn = app.connection_for_read()
+        self.receiver = app.events.Receiver(self.conn, handlers={"*": self.record})
+        self.thread = threading.Thread(target=self.capture, daemon=True)
+        self.thread.start()
+        time.sleep(1)  # the receiver's queue is bound before tasks run
+
+    def record(self, event: dict[str, Any]) -> None:
+        self.seen.append(repr(event))
+
+    def capture(self) -> None:
+        with contextlib.suppress(Exception):
+            self.receiver.capture(limit=None, timeout=None, wakeup=False)
+
+    def stop(self) -> str:
+        time.sleep(1)
+        self.receiver.should_stop = True
+        self.thread.join(5)
+        self.conn.close()
+        return "\n".join(self.seen)
 SEND_ONE = ("send", "chaos.echo", "1")
 
 

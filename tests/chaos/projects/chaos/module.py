@@ -36,6 +36,12 @@ def broken(value: object) -> object:
     raise ValueError(f"cannot handle {value!r}")
 
 
+def leaky(value: object) -> object:
+    """Raises with both URLs, passwords included, in its message (a common mistake)."""
+    urls = os.environ.get("RABBITMQ_URL"), os.environ.get("REDIS_URL")
+    raise ConnectionError(f"cannot reach {urls[0]} nor {urls[1]} for {value!r}")
+
+
 class ChaosModule(Module):
     @property
     def service(self) -> dict[str, object]:
@@ -43,6 +49,14 @@ class ChaosModule(Module):
             "chaos_tasks": {
                 "record": record,
                 "echo": echo,
+                "leaky": {
+                    "task": leaky,
+                    "config": {
+                        "autoretry_for": (ConnectionError,),
+                        "max_retries": 1,
+                        "default_retry_delay": 0,
+                    },
+                },
                 "broken": {
                     "task": broken,
                     "config": {
