@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import attrs
 import pytest
+import structlog
 
 import hexa
 from hexa._app import build_app
@@ -39,11 +41,27 @@ class TestKnownSecrets:
         assert redact_known("first1 second2") == "** **"
 
 
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    """Logging as it was before the test configured hexa's."""
+    names = ("", "celery.app.trace", "celery.worker.strategy")
+    saved = [(logging.getLogger(n), logging.getLogger(n).handlers[:]) for n in names]
+    levels = [logger.level for logger, _ in saved]
+    yield
+    structlog.reset_defaults()
+    for (logger, handlers), level in zip(saved, levels, strict=True):
+        logger.handlers[:] = handlers
+        logger.setLevel(level)
+
+
 class TestLogLines:
     def test_structlog_events_and_foreign_tracebacks_are_redacted(
-        self, settings: hexa.Settings, capsys: pytest.CaptureFixture[str]
+        self,
+        settings: hexa.Settings,
+        restore_logging: None,
+        capsys: pytest.CaptureFixture[str],
     ) -> None:
-        configure_logging("json")
+        configure_logging("json")  # here: stderr is the captured one only inside the test
         get_logger().error("task.failed", error=f"ConnectionError: cannot reach {URL}")
         try:
             raise ConnectionError(f"cannot reach {URL}")
