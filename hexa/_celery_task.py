@@ -68,7 +68,9 @@ class HexaTask(CeleryTask[Any, Any]):
     ) -> None:
         log.error(
             "task.failed",
-            attempts=self.request.retries + 1,
+            task_id=task_id,  # also when the worker's main process reports a hard time limit
+            task=self.name,
+            attempts=(self.request.retries or 0) + 1,
             duration=self._elapsed(),
             error=_error(exc),
             timeout=self.hexa_timeout,

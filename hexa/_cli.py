@@ -23,6 +23,7 @@ from hexa._reload import is_reload_child, run_with_reload
 from hexa._schedule import log_beat_schedule, schedule_file
 from hexa._settings import Settings
 from hexa._stubs import DEFAULT_STUBS_PATH, is_stale, render_stubs
+from hexa._time_limits import check_time_limits
 from hexa._worker import create_celery_worker, task_line
 
 
@@ -59,6 +60,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         configure_logging(level=args.loglevel)
         return run_with_reload(args.argv)
     app, _ = discover(args.loglevel)
+    check_time_limits(app, args.pool)  # threads/solo cannot enforce timeout=: refuse, not ignore
     if args.beat:
         log_beat_schedule(app.hexa_definitions)
     app.worker_main(worker_argv(args, app.hexa_settings))

@@ -343,18 +343,18 @@ def record_failure(task: Any, task_id: str, args: Any, kwargs: Any, exc: BaseExc
     a broker that refuses the dead letter is logged (`dead_letter.failed`), and the failure
     stays readable in the result backend.
     """
-    request = task.request
-    if request.is_eager or not request.delivery_info:
+    queue = _delivered_to(task)
+    if queue is None:
         return
     settings: Settings = task.app.hexa_settings
     message = task.app.amqp.as_task_v2(task_id, task.name, args=list(args or ()), kwargs=kwargs)
-    attempts = (request.retries or 0) + 1
+    attempts = (task.request.retries or 0) + 1
     letter = from_task_call(
         task_id,
         task.name,
         (message.headers, message.body),
         f"failed after {attempts} attempt(s): {type(exc).__name__}: {exc}",
-        str(request.delivery_info.get("routing_key") or settings.default_queue),
+        queue,
         settings,
     )
     try:
@@ -362,3 +362,20 @@ def record_failure(task: Any, task_id: str, args: Any, kwargs: Any, exc: BaseExc
             DeadLetterStore(settings).add(letter, producer)
     except Exception as error:  # the failure itself is still stored as the task's result
         log.error("dead_letter.failed", id=task_id, error=redact(f"{error!r}", settings))
+
+
+def _delivered_to(task: Any) -> str | None:
+    """The queue the failed message came from; None for an eager or in-process call.
+
+    A hard time limit is reported by the worker's main process, where no request is on the
+    task's stack: the message came from the task's own route then.
+    """
+    request = task.request
+    if request.is_eager:
+        return None
+    if request.delivery_info:
+        return str(request.delivery_info.get("routing_key") or task.app.conf.task_default_queue)
+    if request.id is not None:
+        return None  # a request without a broker: nothing to replay
+    route = task.app.amqp.router.route({}, task.name)
+    return str(getattr(route.get("queue"), "name", None) or task.app.conf.task_default_queue)

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from celery import Celery
-from celery.exceptions import NotRegistered
+from celery.exceptions import NotRegistered, TimeLimitExceeded
 from kombu import Connection
 
 import hexa
@@ -177,3 +177,24 @@ class TestProtocolOne:
         [letter] = wait_dead(hexa.Settings.from_env(environ=real_env), 1)
         assert (letter.id, letter.task) == (task_id, "chaos.echo")
         assert "body field 'args' must be a list" in letter.reason
+
+
+class TestHardTimeLimit:
+    def test_a_sync_task_killed_at_its_hard_limit_is_named_and_dead_lettered(
+        self,
+        project: Callable[..., Path],
+        start_worker: StartWorker,
+        real_env: dict[str, str],
+        plain_client: Celery,
+    ) -> None:
+        worker = start_worker(project(CHAOS), real_env)
+        sent = plain_client.send_task("chaos.stubborn", args=[30])
+        with pytest.raises(TimeLimitExceeded):
+            sent.get(timeout=30)
+        failed = worker.wait_for("task.failed")[0]
+        assert (failed["task_id"], failed["task"]) == (sent.id, "chaos.stubborn")
+        [letter] = wait_dead(hexa.Settings.from_env(environ=real_env), 1)
+        assert (letter.id, letter.task) == (sent.id, "chaos.stubborn")
+        assert "TimeLimitExceeded" in letter.reason
+        assert "[[30], {}" in letter.body  # replayable with its arguments
+        assert plain_client.send_task("chaos.echo", args=[1]).get(timeout=30) == 1
