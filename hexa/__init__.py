@@ -21,6 +21,7 @@ from hexa._exceptions import (
 )
 from hexa._locator import ServiceLocator, service_locator
 from hexa._modules import DiscoveryReport, Module, ModuleRegistry, discover_modules
+from hexa._outbox import outbox
 from hexa._registry import Registry, registry
 from hexa._remote import RemoteTask, remote_task
 from hexa._result import ResultNotStoredError, TaskResult
@@ -72,6 +73,7 @@ __all__ = [
     "current_app",
     "discover_modules",
     "module_task",
+    "outbox",
     "registry",
     "remote_task",
     "retry_delay",
