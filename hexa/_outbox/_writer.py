@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import Connection, event, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, SessionTransaction
 
 from hexa._options import SendOptions
 from hexa._outbox._message import stored_row
@@ -92,10 +92,14 @@ class AsyncSessionWriter(Writer):
         self._rows: list[dict[str, Any]] = []
         self._lock = threading.Lock()  # send_async() appends from worker threads
         event.listen(session.sync_session, "before_commit", self._before_commit)
-        event.listen(session.sync_session, "after_rollback", self._after_rollback)
+        event.listen(session.sync_session, "after_soft_rollback", self._after_rollback)
 
     def write(self, row: dict[str, Any]) -> None:
+        """Keep `row`; like a write through a sync session, it begins the transaction."""
         with self._lock:
+            sync_session = self.session.sync_session
+            if not sync_session.in_transaction():
+                sync_session.begin()  # no I/O: a connection is taken at the first statement
             self._rows.append(row)
 
     def _take(self) -> list[dict[str, Any]]:
@@ -110,13 +114,14 @@ class AsyncSessionWriter(Writer):
             for statement, params in _statements(rows, self.dialect):
                 session.execute(statement, params)
 
-    def _after_rollback(self, session: Session) -> None:
-        self._take()  # rolled back with everything else
+    def _after_rollback(self, session: Session, previous: SessionTransaction) -> None:
+        if not previous.nested:  # the transaction itself, not a savepoint
+            self._take()
 
     async def aclose(self, failed: bool) -> None:
         """Write what is left; an exception leaving the block discards it instead."""
         event.remove(self.session.sync_session, "before_commit", self._before_commit)
-        event.remove(self.session.sync_session, "after_rollback", self._after_rollback)
+        event.remove(self.session.sync_session, "after_soft_rollback", self._after_rollback)
         rows = self._take()
         if rows and not failed:
             for statement, params in _statements(rows, self.dialect):
