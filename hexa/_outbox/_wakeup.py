@@ -45,8 +45,8 @@ class Listen:
     def _connection(self) -> Any:
         if self._conn is None:
             raw = self.engine.raw_connection()
-            raw.detach()  # lives as long as the relay, never back in the pool
             conn: Any = raw.driver_connection
+            raw.detach()  # lives as long as the relay, never back in the pool
             conn.rollback()  # a pre-ping may have opened a transaction
             conn.autocommit = True
             conn.execute(f"LISTEN {CHANNEL}")

@@ -107,6 +107,8 @@ class TestRelay:
         time.sleep(0.5)  # a rolled-back send would have run by now too
         assert runs.counts() == dict.fromkeys(range(0, 20, 2), 1)
         assert unsent(engine) == 0
+        assert relays[0].events("outbox.relay.started")[0]["waits_for"] == "notify"
+        assert relays[0].events("outbox.relay.listen_failed") == []  # woken by NOTIFY, not polls
 
     def test_an_async_session_s_send_async_runs_after_its_commit(
         self,
