@@ -15,6 +15,9 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# The example application's database (modules/invoicing): the worker relays its outbox.
+worker dev: export HEXA_OUTBOX_URL ?= $(or $(DATABASE_URL),sqlite:///.hexa/app.db)
+
 worker: $(STAMP)
 	$(BIN)/hexa worker
 

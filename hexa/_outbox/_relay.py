@@ -26,8 +26,10 @@ from hexa._publisher import publisher
 log = get_logger()
 
 DEFAULT_BATCH = 100
-#: Seconds between scans when nothing wakes the relay (a NOTIFY on PostgreSQL).
-DEFAULT_POLL = 1.0
+#: Seconds between scans of an idle relay: a NOTIFY wakes a listening one (PostgreSQL) at once,
+#: so its poll is only the fallback; elsewhere the poll is how soon a commit is published.
+POLL_LISTENING = 1.0
+POLL = 0.2
 ERROR_PAUSE = 1.0  # after a failed batch (broker or database away)
 PRUNE_EVERY = 60.0
 
@@ -48,7 +50,7 @@ class Relay:
         engine: Engine,
         app: Celery,
         batch_size: int = DEFAULT_BATCH,
-        poll: float = DEFAULT_POLL,
+        poll: float | None = None,
     ) -> None:
         self.engine, self.app = engine, app
         self.batch_size, self.poll = batch_size, poll
@@ -94,7 +96,8 @@ class Relay:
     def run(self, stop: threading.Event) -> None:
         """Relay until `stop` is set: batches back to back while full, else wait for a wake-up."""
         with wakeup_for(self.engine) as wakeup:
-            log.info("outbox.relay.started", waits_for=wakeup.kind, poll=self.poll)
+            poll = self.poll or (POLL_LISTENING if wakeup.kind == "notify" else POLL)
+            log.info("outbox.relay.started", waits_for=wakeup.kind, poll=poll)
             while not stop.is_set():
                 try:
                     sent = self.relay_batch()
@@ -104,7 +107,7 @@ class Relay:
                     stop.wait(ERROR_PAUSE)
                     continue
                 if sent < self.batch_size:
-                    wakeup.wait(self.poll, stop)
+                    wakeup.wait(poll, stop)
         log.info("outbox.relay.stopped")
 
 

@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 
 from hexa._logging import get_logger
 from hexa._outbox._database import create_table, ensure_table, relay_engine, shown
-from hexa._outbox._relay import DEFAULT_BATCH, DEFAULT_POLL, Relay
+from hexa._outbox._relay import DEFAULT_BATCH, Relay
 from hexa._outbox._table import outbox_table
 
 log = get_logger()
@@ -17,7 +17,7 @@ RESTART_PAUSE = 5.0  # after the relay could not start (database away, table mis
 
 
 def open_relay(
-    url: str, app: Celery, batch: int = DEFAULT_BATCH, poll: float = DEFAULT_POLL
+    url: str, app: Celery, batch: int = DEFAULT_BATCH, poll: float | None = None
 ) -> Relay:
     """A relay on `url` with the table checked (created on SQLite)."""
     engine = relay_engine(url)

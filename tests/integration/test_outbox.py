@@ -6,6 +6,7 @@ Each test has a database of its own (created and dropped) and a queue of its own
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -24,7 +25,7 @@ from hexa.sqlalchemy import metadata, outbox_table
 from tests.conftest import StartWorker
 from tests.integration.projects.outbox_probe.module import record
 from tests.support.outbox import OUTBOX_PROBE, Runs, postgres_database, relayed, start_relay
-from tests.support.worker import WorkerProcess
+from tests.support.worker import REPO, WorkerProcess
 
 pytestmark = pytest.mark.integration
 
@@ -229,3 +230,27 @@ def test_a_plain_celery_client_could_not_tell_the_message_apart(
         5,
     )
     assert message.payload[0] == [runs.key, 1]
+
+
+class TestExampleApplication:
+    def test_a_purchase_invoice_and_its_erp_task_share_a_transaction_with_no_server(
+        self, project: Callable[..., Path], start_worker: StartWorker
+    ) -> None:
+        """`make worker` + examples/purchase_invoice.py: embedded broker, SQLite under .hexa/."""
+        root = project()
+        shutil.copytree(REPO / "examples", root / "examples")
+        no_servers = {"RABBITMQ_URL": "", "REDIS_URL": "", "HEXA_DEFAULT_QUEUE": ""}
+        sqlite = {"HEXA_OUTBOX_URL": "sqlite:///.hexa/app.db", "DATABASE_URL": ""}
+        worker = start_worker(root, {**no_servers, **sqlite}, ["--concurrency=1"])
+        assert worker.wait_for("outbox.relay.started")[0]["waits_for"] == "poll"
+        env = {k: v for k, v in os.environ.items() if k not in {*no_servers, *sqlite}}
+        done = subprocess.run(
+            [sys.executable, "-m", "examples.purchase_invoice", "1500"],
+            cwd=root, env=env, capture_output=True, text=True, timeout=90, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        stored, erp = done.stdout.splitlines()
+        invoice_id = int(stored.split()[2])
+        assert f"'purchase_invoice_id': {invoice_id}" in erp
+        assert "'total': 1500" in erp  # read back from the committed row by the task
+        assert (root / ".hexa" / "app.db").is_file()
