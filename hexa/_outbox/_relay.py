@@ -66,7 +66,7 @@ class Relay:
                 done = update(_table).where(_table.c.id.in_(published)).values(sent_at=utcnow())
                 conn.execute(done)
         if published:
-            oldest = min(r.created_at for r in rows if r.id in set(published))
+            oldest = min(row.created_at for row in rows[: len(published)])  # published in order
             log.info("outbox.relayed", count=len(published), oldest_age=_age(oldest))
         if error is not None:
             raise error

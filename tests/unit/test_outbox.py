@@ -28,6 +28,7 @@ from hexa._outbox._database import sync_url
 from hexa._outbox._relay import Relay
 from hexa._publisher import Publisher
 from hexa.sqlalchemy import metadata, outbox_table
+from tests.support.worker import REPO
 
 
 @module_task(module="outbox_unit")
@@ -297,3 +298,8 @@ class TestSettings:
         assert outbox_url({}, tmp_path) == "sqlite:///from-file.db"
         assert outbox_url({"HEXA_OUTBOX_URL": "sqlite:///env.db"}, tmp_path) == "sqlite:///env.db"
         assert outbox_url({}, tmp_path / "nowhere") is None
+
+    def test_the_variable_and_the_commands_are_in_the_configuration_reference(self) -> None:
+        page = (REPO / "docs" / "configuration.md").read_text(encoding="utf-8")
+        assert "`HEXA_OUTBOX_URL`" in page
+        assert "`hexa outbox init" in page

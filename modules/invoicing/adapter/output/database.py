@@ -41,7 +41,8 @@ async def _engine_with_tables() -> AsyncEngine:
         Path(".hexa").mkdir(exist_ok=True)
         # NullPool: a connection per session, so callers on different event loops never
         # share one (a script's anyio.run, the worker's persistent loop, tests).
-        made = create_async_engine(os.environ.get("DATABASE_URL") or DEFAULT_URL, poolclass=NullPool)
+        url = os.environ.get("DATABASE_URL") or DEFAULT_URL
+        made = create_async_engine(url, poolclass=NullPool)
         async with made.begin() as conn:
             await conn.run_sync(Base.metadata.create_all)
             await conn.run_sync(hexa.sqlalchemy.metadata.create_all)
