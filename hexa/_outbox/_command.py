@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import subprocess
+import sys
 import threading
 from collections.abc import Mapping
 from pathlib import Path
@@ -31,18 +33,38 @@ def outbox_url(environ: Mapping[str, str] | None = None, cwd: Path | None = None
     return values.get(OUTBOX_URL_ENV) or None
 
 
-def relay_with_worker(app: Celery) -> None:
-    """With `HEXA_OUTBOX_URL` set, the worker runs the relay in a thread while it runs."""
-    url = outbox_url()
-    if url is None:
-        return
-    from hexa._outbox._run import RelayThread
+class RelayProcess:
+    """`hexa outbox relay` as a child of `hexa worker`, from its ready signal to its shutdown.
 
-    relay = RelayThread(url, app)
-    signals.worker_ready.connect(lambda **_: relay.start(), weak=False, dispatch_uid=OUTBOX_URL_ENV)
-    signals.worker_shutdown.connect(
-        lambda **_: relay.stop(), weak=False, dispatch_uid=OUTBOX_URL_ENV
-    )
+    A process, not a thread: a thread in the prefork main process would share its locks with
+    the pool's forks and its shutdown. `--parent` makes the relay stop if the worker dies.
+    """
+
+    def __init__(self) -> None:
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, **_: Any) -> None:
+        argv = ["-m", "hexa", "outbox", "relay", "--parent", str(os.getpid())]
+        self.proc = subprocess.Popen([sys.executable, *argv])
+
+    def stop(self, **_: Any) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.terminate()  # it finishes the batch in flight
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
+
+
+def relay_with_worker(app: Celery) -> None:
+    """With `HEXA_OUTBOX_URL` set, the worker runs the relay beside itself while it runs."""
+    if outbox_url() is None:
+        return
+    relay = RelayProcess()
+    signals.worker_ready.connect(relay.start, weak=False, dispatch_uid=OUTBOX_URL_ENV)
+    signals.worker_shutdown.connect(relay.stop, weak=False, dispatch_uid=OUTBOX_URL_ENV)
 
 
 def _url(args: argparse.Namespace) -> str:
@@ -65,16 +87,26 @@ def cmd_outbox(args: argparse.Namespace) -> int:
         print("\n".join(_run.status_lines(url)))
     else:
         configure_logging(level=args.loglevel)
-        _run.run_relay(url, current_app(), _stop_on_signals(), args.batch)
+        stop = _stop_on_signals(args.parent)
+        _run.run_relay(url, current_app(), stop, args.batch, retry=args.parent is not None)
     return 0
 
 
-def _stop_on_signals() -> threading.Event:
-    """SIGTERM and Ctrl-C finish the batch in flight, then stop the relay."""
+def _stop_on_signals(parent: int | None) -> threading.Event:
+    """SIGTERM and Ctrl-C finish the batch in flight, then stop the relay; so does the end of
+    the `parent` process (the worker that started it, even if it was killed)."""
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
+    if parent is not None:
+        threading.Thread(target=_watch_parent, args=(parent, stop), daemon=True).start()
     return stop
+
+
+def _watch_parent(parent: int, stop: threading.Event) -> None:
+    while not stop.wait(1.0):
+        if os.getppid() != parent:
+            stop.set()
 
 
 def add_outbox_commands(commands: Any) -> None:
@@ -91,6 +123,7 @@ def add_outbox_commands(commands: Any) -> None:
     relay = actions.add_parser("relay", help="publish committed messages until stopped")
     relay.add_argument("--batch", type=int, default=100, help="rows per transaction (100)")
     relay.add_argument("--loglevel", "-l", default="INFO", help="default: INFO")
+    relay.add_argument("--parent", type=int, help=argparse.SUPPRESS)  # set by `hexa worker`
     status = actions.add_parser("status", help="count unsent and recently sent messages")
     for action in (init, relay, status):
         action.add_argument("--url", help=f"SQLAlchemy URL (default: {OUTBOX_URL_ENV})")

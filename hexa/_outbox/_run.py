@@ -1,4 +1,4 @@
-"""Running the relay: alone (`hexa outbox relay`) or in a thread of `hexa worker`."""
+"""Running the relay (`hexa outbox relay`, also started by `hexa worker`), and the table."""
 
 from __future__ import annotations
 
@@ -25,36 +25,23 @@ def open_relay(
     return Relay(engine, app, batch, poll)
 
 
-def run_relay(url: str, app: Celery, stop: threading.Event, batch: int = DEFAULT_BATCH) -> None:
-    """`hexa outbox relay`: a setup error (no table) ends it with that error."""
+def run_relay(
+    url: str, app: Celery, stop: threading.Event, batch: int = DEFAULT_BATCH, retry: bool = False
+) -> None:
+    """Relay until `stop`. A setup error (no table, no database) ends it with that error,
+    unless `retry` (the relay of a worker, which must not stop): then it is logged with its
+    fix and tried again every few seconds."""
     log.info("outbox.relay.database", url=shown(url))
-    open_relay(url, app, batch).run(stop)
-
-
-class RelayThread:
-    """The relay inside `hexa worker`: started when the worker is ready, stopped at shutdown."""
-
-    def __init__(self, url: str, app: Celery) -> None:
-        self.url, self.app = url, app
-        self.stop_event = threading.Event()
-        self.thread = threading.Thread(target=self._run, name="hexa-outbox-relay", daemon=True)
-
-    def _run(self) -> None:
-        log.info("outbox.relay.database", url=shown(self.url))
-        while not self.stop_event.is_set():
-            try:
-                open_relay(self.url, self.app).run(self.stop_event)
-            except Exception as error:  # a worker keeps running tasks; say what to fix
-                log.error("outbox.relay.failed", error=f"{type(error).__name__}: {error}")
-                self.stop_event.wait(RESTART_PAUSE)
-
-    def start(self) -> None:
-        self.thread.start()
-
-    def stop(self, timeout: float = 10.0) -> None:
-        self.stop_event.set()
-        if self.thread.is_alive():
-            self.thread.join(timeout)
+    while not stop.is_set():
+        try:
+            relay = open_relay(url, app, batch)
+        except Exception as error:
+            if not retry:
+                raise
+            log.error("outbox.relay.failed", error=f"{type(error).__name__}: {error}")
+            stop.wait(RESTART_PAUSE)
+        else:
+            relay.run(stop)
 
 
 def init_table(url: str) -> str:
