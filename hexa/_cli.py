@@ -13,6 +13,7 @@ from typing import Any
 from celery.result import AsyncResult
 
 from hexa._app import HexaCelery, current_app
+from hexa._beat import log_beat_schedule, schedule_file
 from hexa._cli_errors import explain
 from hexa._cli_help import polish
 from hexa._dead_letters import DeadLetter, DeadLetterStore, dead_queue_name
@@ -20,7 +21,6 @@ from hexa._locator import service_locator
 from hexa._logging import configure_logging
 from hexa._modules import TASKS_SERVICE, DiscoveryReport, ModuleRegistry, discover_modules
 from hexa._reload import is_reload_child, run_with_reload
-from hexa._schedule import log_beat_schedule, schedule_file
 from hexa._settings import Settings
 from hexa._stubs import DEFAULT_STUBS_PATH, is_stale, render_stubs
 from hexa._worker import create_celery_worker, task_line

@@ -11,13 +11,13 @@ from typing import Any
 from celery import Celery, signals
 
 from hexa._app import HexaCelery, build_app, use_app
+from hexa._beat import beat_schedule
 from hexa._bridge import bridge
 from hexa._celery_task import HexaTask
 from hexa._definitions import TaskDefinition, definitions
 from hexa._exceptions import DuplicateTaskError
 from hexa._locator import ServiceLocator, service_locator
 from hexa._logging import configure_logging, get_logger
-from hexa._schedule import beat_schedule
 from hexa._settings import Settings
 
 log = get_logger()
