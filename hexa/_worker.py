@@ -147,7 +147,6 @@ def create_celery_worker(
         register_task(app, definition)
     app.conf.task_routes = {d.name: {"queue": d.queue} for d in found if d.queue}
     app.conf.beat_schedule = beat_schedule(found)
-    app.hexa_definitions = found
     _connect_signals()
     use_app(app)
     _log_report(app, found)
