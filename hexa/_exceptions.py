@@ -45,7 +45,7 @@ class ModuleImportError(DiscoveryError):
     """A `module.py` raised while being imported."""
 
     def __init__(self, path: str, error: BaseException) -> None:
-        super().__init__(f"could not import {path}: {type(error).__name__}: {error}")
+        super().__init__(f"could not import {path}: {error_text(error)}")
         self.path = path
 
 
@@ -81,6 +81,11 @@ class ResultBackendError(HexaError, ConnectionError):
 
 class TaskTimeoutError(HexaError, TimeoutError):
     """An async task ran longer than its declared `timeout=`."""
+
+
+def error_text(error: BaseException) -> str:
+    """`ValueError: bad value`: how hexa names an exception in logs, dead letters and errors."""
+    return f"{type(error).__name__}: {error}"
 
 
 def did_you_mean(name: str, candidates: Iterable[str]) -> str:
