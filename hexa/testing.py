@@ -179,9 +179,7 @@ class EagerRun(Generic[R]):
 
 
 def _definition_of(task: BaseTask[Any, Any]) -> TaskDefinition:
-    config = task.spec.config()
-    entry: object = {"task": task, "config": config} if config else task
-    return definition(task.spec.module + TASKS_SUFFIX, task.spec.name, entry)
+    return definition(task.spec.module + TASKS_SUFFIX, task.spec.name, task)
 
 
 @contextmanager
