@@ -36,9 +36,8 @@ def _delay(einfo: Any) -> float | None:
 class HexaTask(CeleryTask[Any, Any]):
     """Binds the task id into the log context and logs `task.succeeded|retry|failed`."""
 
-    #: hexa's async bridge enforces timeouts for async tasks; set by discovery for logging.
+    #: The task's declared `timeout=`, set by discovery, for the `task.failed` event.
     hexa_timeout: float | None = None
-    hexa_async: bool = False
 
     def before_start(self, task_id: str, args: Any, kwargs: Any) -> None:
         structlog.contextvars.bind_contextvars(task_id=task_id, task=self.name)

@@ -74,7 +74,6 @@ def register_task(app: Celery, definition: TaskDefinition) -> None:
         shared=False,
         lazy=False,
         hexa_timeout=definition.timeout,
-        hexa_async=definition.is_async,
         **_celery_options(definition),
     )
     decorate(entry_point(definition))
