@@ -98,7 +98,11 @@ def current_app() -> HexaCelery:
     return _current
 
 
-def use_app(app: HexaCelery | None) -> None:
-    """Make `app` the one `.send()` publishes with (None: rebuild from the environment)."""
+def use_app(app: HexaCelery | None) -> HexaCelery | None:
+    """Make `app` the one `.send()` publishes with (None: rebuild from the environment).
+
+    Returns the app it replaces (None when none was in use), so a caller can put it back.
+    """
     global _current
-    _current = app
+    previous, _current = _current, app
+    return previous

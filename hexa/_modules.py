@@ -130,7 +130,7 @@ def _package(package: str) -> ModuleType:
 
 def register_tasks_service(locator: ServiceLocator) -> list[TaskDefinition]:
     """Read the locator's `*_tasks` services and register a `tasks_service` that knows them."""
-    found = definitions(dict(locator._services))
+    found = definitions(locator.services())
     locator.register(TASKS_SERVICE, TasksService(found))
     return found
 
@@ -165,7 +165,7 @@ def discover_modules(
             found[instance.name] = str(path)
             _register(locator, instance.service, instance.name, owners)
     tasks = register_tasks_service(locator)
-    services = dict(locator._services)
+    services = locator.services()
     return DiscoveryReport(
         modules=found,
         services={name: owners.get(name, "?") for name in task_services(services)},

@@ -141,7 +141,7 @@ def create_celery_worker(
     Task name: the service name without its `_tasks` suffix, a dot, and the dict key.
     """
     app = build_app(settings)
-    found = definitions(locator._services)
+    found = definitions(locator.services())
     for definition in found:
         register_task(app, definition)
     app.conf.task_routes = {d.name: {"queue": d.queue} for d in found if d.queue}

@@ -34,7 +34,6 @@ from celery.worker import state as worker_state
 from kombu import Connection
 from kombu.transport import memory
 
-from hexa import _app
 from hexa._app import HexaCelery, use_app
 from hexa._arguments import bind_arguments, check_json
 from hexa._definitions import TaskDefinition, definition
@@ -248,17 +247,19 @@ class InProcessWorker:
 @contextmanager
 def _restored_state() -> Iterator[None]:
     """Give back the app, locator and module registry a test had before the worker."""
-    previous_app = _app._current
-    services = dict(service_locator._services)
-    modules = dict(ModuleRegistry._modules)
+    previous_app = use_app(None)  # the worker installs its own app next; this one comes back
+    services = service_locator.services()
+    modules = list(ModuleRegistry())
     try:
         yield
     finally:
         use_app(previous_app)
-        service_locator._services.clear()
-        service_locator._services.update(services)
-        ModuleRegistry._modules.clear()
-        ModuleRegistry._modules.update(modules)
+        service_locator.clear()
+        for name, service in services.items():
+            service_locator.register(name, service)
+        ModuleRegistry().clear()
+        for module in modules:
+            ModuleRegistry().register(module)
 
 
 def _require_importable(package: str) -> None:

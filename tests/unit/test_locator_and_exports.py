@@ -6,6 +6,7 @@ import pytest
 
 import hexa
 from hexa import ServiceLocator, ServiceNotFoundError
+from hexa.testing import memory_settings
 
 
 class TestServiceLocator:
@@ -15,7 +16,10 @@ class TestServiceLocator:
         assert locator.get_service("purchase_invoice_service") is dict
         assert "purchase_invoice_service" in locator
         assert list(locator) == ["purchase_invoice_service"]
-        assert locator._services == {"purchase_invoice_service": dict}
+        assert locator._services == {"purchase_invoice_service": dict}  # the seed's name
+        assert locator.services() == {"purchase_invoice_service": dict}
+        locator.services().clear()  # a copy: the locator keeps its services
+        assert len(locator) == 1
         locator.clear()
         assert len(locator) == 0
 
@@ -26,6 +30,17 @@ class TestServiceLocator:
             locator.get_service("purchase_invoice_servce")
         with pytest.raises(KeyError):  # still a KeyError for code that catches that
             locator.get_service("nothing")
+
+
+class TestUseApp:
+    def test_use_app_returns_the_app_it_replaces_so_it_can_be_put_back(self) -> None:
+        app = hexa.build_app(memory_settings())
+        previous = hexa.use_app(app)
+        try:
+            assert hexa.current_app() is app
+            assert hexa.use_app(previous) is app
+        finally:
+            app.close()
 
 
 class TestPublicSurface:
