@@ -21,6 +21,7 @@ from hexa._exceptions import (
     ResultBackendError,
     ServiceNotFoundError,
     TaskTimeoutError,
+    UnknownOptionError,
     UnknownTaskError,
 )
 from hexa._locator import ServiceLocator, service_locator
@@ -66,6 +67,7 @@ __all__ = [
     "TaskResult",
     "TaskTimeoutError",
     "TasksService",
+    "UnknownOptionError",
     "UnknownTaskError",
     "build_app",
     "celery_retry_options",

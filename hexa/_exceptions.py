@@ -9,7 +9,9 @@ HexaError
 │   └── DuplicateTaskError  two sources claim one task name
 ├── ServiceNotFoundError    service_locator has no such service (also a KeyError)
 ├── UnknownTaskError        dispatch to a task name nobody declared (also a KeyError)
-├── DispatchError           a message was refused before publishing
+├── DispatchError           a message was refused before publishing (also a ValueError)
+│   └── UnknownOptionError  send_task()/with_options() got an option they do not take
+│                           (also a TypeError, as for any unexpected keyword argument)
 ├── PublishError            the broker did not confirm a message in time (also a ConnectionError)
 ├── ResultBackendError      the result store cannot be read (also a ConnectionError)
 └── TaskTimeoutError        an async task ran past its `timeout=` (also a TimeoutError)
@@ -69,6 +71,14 @@ class UnknownTaskError(HexaError, KeyError):
 
 class DispatchError(HexaError, ValueError):
     """A message refused before anything was published."""
+
+
+class UnknownOptionError(DispatchError, TypeError):
+    """`send_task()` or `.with_options()` got an option it does not take (`retries=`, a typo).
+
+    A `TypeError`, as Python raises for any unexpected keyword argument, and a
+    `DispatchError`, as every call refused before publishing.
+    """
 
 
 class PublishError(HexaError, ConnectionError):

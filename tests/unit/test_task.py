@@ -61,7 +61,7 @@ class TestWithOptions:
             emit.spec = emit.spec  # type: ignore[misc]
 
     def test_unknown_options_are_refused_with_the_valid_ones(self) -> None:
-        with pytest.raises(DispatchError, match="retry policy is declared on the task"):
+        with pytest.raises(TypeError, match="retry policy is declared on the task"):
             emit.with_options(retries=3)  # type: ignore[arg-type]
 
     def test_bad_values_are_refused_when_set(self) -> None:
