@@ -21,6 +21,7 @@ import attrs
 from kombu import Connection, Queue
 from kombu.message import Message
 
+from hexa._exceptions import error_text
 from hexa._inflate import bound_decompression
 from hexa._logging import get_logger
 from hexa._message_check import MAX_NAME, identity
@@ -353,7 +354,7 @@ def record_failure(task: Any, task_id: str, args: Any, kwargs: Any, exc: BaseExc
         task_id,
         task.name,
         (message.headers, message.body),
-        f"failed after {attempts} attempt(s): {type(exc).__name__}: {exc}",
+        f"failed after {attempts} attempt(s): {error_text(exc)}",
         queue,
         settings,
     )

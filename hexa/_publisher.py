@@ -46,6 +46,7 @@ from hexa._app import current_app
 from hexa._arguments import check_size, max_message_size
 from hexa._exceptions import PublishError
 from hexa._options import SendOptions
+from hexa._outbox import active_outbox
 from hexa._result import TaskResult
 from hexa._settings import DEFAULT_PUBLISH_TIMEOUT
 
@@ -289,9 +290,12 @@ def publish(
     store_result: bool = True,
 ) -> TaskResult[Any]:
     """Publish a checked call as a plain Celery message any Celery worker accepts."""
-    app = app or current_app()
-    check_size(name, args, kwargs, max_message_size(app))
-    return publisher(app).publish(name, args, kwargs, options, default_queue, store_result)
+    found = publisher(app or current_app())
+    check_size(name, args, kwargs, max_message_size(found.app))  # before the outbox too
+    outbox = active_outbox()  # inside `with outbox(session)`: a row of that transaction
+    if outbox is not None:
+        return outbox.store(found, name, args, kwargs, options, default_queue, store_result)
+    return found.publish(name, args, kwargs, options, default_queue, store_result)
 
 
 def _publish_timeout(app: Celery) -> float:

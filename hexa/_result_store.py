@@ -17,6 +17,7 @@ from typing import Any
 
 from celery.backends.redis import RedisBackend
 
+from hexa._exceptions import error_text
 from hexa._logging import get_logger
 from hexa._settings import redact_value
 
@@ -54,7 +55,7 @@ class TolerantRedisBackend(RedisBackend):
                 "result.subscribe_failed",
                 id=task_id,
                 backend=self.as_uri(),
-                error=f"{type(error).__name__}: {error}",
+                error=error_text(error),
             )
 
 

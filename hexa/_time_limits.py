@@ -10,6 +10,7 @@ cancels them.
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 from hexa._exceptions import ConfigurationError
@@ -20,7 +21,8 @@ POOLS_WITHOUT_TIME_LIMITS = ("threads", "solo")
 
 def _limited(task: Any) -> bool:
     """Whether `task` relies on Celery's time limits (an async task's `timeout=` does not)."""
-    if getattr(task, "hexa_async", False) and getattr(task, "hexa_timeout", None) is not None:
+    is_async = inspect.iscoroutinefunction(inspect.unwrap(getattr(task, "run", None) or task))
+    if is_async and getattr(task, "hexa_timeout", None) is not None:
         return False
     return bool(getattr(task, "time_limit", None) or getattr(task, "soft_time_limit", None))
 

@@ -20,6 +20,8 @@ from tests.support.worker import WorkerProcess
 pytestmark = pytest.mark.integration
 
 PROBE = Path(__file__).parent / "projects" / "async_probe"
+#: A sync task with `timeout=`: the threads and solo pools refuse to start with it.
+SYNC_PROBE = Path(__file__).parent / "projects" / "sync_probe"
 #: What a loop closed under running tasks, or a client outliving its loop, would print.
 NOISE = (
     "Task was destroyed but it is pending",
@@ -58,10 +60,11 @@ class TestPersistentLoop:
         real_env: dict[str, str],
         plain_client: Celery,
     ) -> None:
-        worker = start_worker(project(PROBE), real_env, ["--pool=prefork", "--concurrency=2"])
+        root = project(PROBE, SYNC_PROBE)
+        worker = start_worker(root, real_env, ["--pool=prefork", "--concurrency=2"])
         lines = {e["name"]: e["line"] for e in worker.events("task.registered")}
         assert lines["async_probe.ping"] == "async_probe.ping [async]"
-        assert lines["async_probe.overrun_sync"] == "async_probe.overrun_sync"
+        assert lines["sync_probe.overrun"] == "sync_probe.overrun"
 
         replies = send_all(worker, plain_client, "ping", 8)
 
@@ -132,8 +135,9 @@ class TestTimeouts:
         real_env: dict[str, str],
         plain_client: Celery,
     ) -> None:
-        worker = start_worker(project(PROBE), real_env, ["--pool=prefork", "--concurrency=2"])
-        sync = plain_client.send_task("async_probe.overrun_sync", args=[30])
+        root = project(PROBE, SYNC_PROBE)
+        worker = start_worker(root, real_env, ["--pool=prefork", "--concurrency=2"])
+        sync = plain_client.send_task("sync_probe.overrun", args=[30])
         blocked = plain_client.send_task("async_probe.block_loop", args=[30])
 
         with pytest.raises(SoftTimeLimitExceeded):

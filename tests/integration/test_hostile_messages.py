@@ -22,6 +22,7 @@ from tests.conftest import StartWorker
 pytestmark = pytest.mark.integration
 
 CHAOS = Path(__file__).parents[1] / "chaos" / "projects" / "chaos"
+SYNC_PROBE = Path(__file__).parent / "projects" / "sync_probe"
 
 
 def v2(task_id: str, **headers: Any) -> dict[str, Any]:
@@ -187,14 +188,32 @@ class TestHardTimeLimit:
         real_env: dict[str, str],
         plain_client: Celery,
     ) -> None:
-        worker = start_worker(project(CHAOS), real_env)
-        sent = plain_client.send_task("chaos.stubborn", args=[30])
+        worker = start_worker(project(CHAOS, SYNC_PROBE), real_env)
+        sent = plain_client.send_task("sync_probe.stubborn", args=[30])
         with pytest.raises(TimeLimitExceeded):
             sent.get(timeout=30)
         failed = worker.wait_for("task.failed")[0]
-        assert (failed["task_id"], failed["task"]) == (sent.id, "chaos.stubborn")
+        assert (failed["task_id"], failed["task"]) == (sent.id, "sync_probe.stubborn")
         [letter] = wait_dead(hexa.Settings.from_env(environ=real_env), 1)
-        assert (letter.id, letter.task) == (sent.id, "chaos.stubborn")
+        assert (letter.id, letter.task) == (sent.id, "sync_probe.stubborn")
         assert "TimeLimitExceeded" in letter.reason
         assert "[[30], {}" in letter.body  # replayable with its arguments
         assert plain_client.send_task("chaos.echo", args=[1]).get(timeout=30) == 1
+
+
+class TestPoolsWithoutTimeLimits:
+    @pytest.mark.parametrize("pool", ["threads", "solo"])
+    def test_a_pool_that_cannot_stop_a_sync_task_refuses_to_start_naming_it(
+        self,
+        pool: str,
+        project: Callable[..., Path],
+        start_worker: StartWorker,
+        real_env: dict[str, str],
+    ) -> None:
+        worker = start_worker(project(SYNC_PROBE), real_env, [f"--pool={pool}"], ready=False)
+        assert worker.proc.wait(60) == 2
+        output = worker.output()
+        assert f"--pool {pool} cannot stop a running sync task" in output
+        assert "sync_probe.overrun, sync_probe.stubborn" in output
+        assert "prefork" in output  # and the way out
+        assert not worker.events("worker.ready")

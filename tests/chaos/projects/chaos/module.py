@@ -42,17 +42,6 @@ def leaky(value: object) -> object:
     raise ConnectionError(f"cannot reach {urls[0]} nor {urls[1]} for {value!r}")
 
 
-def stubborn(seconds: float) -> float:
-    """Sleeps through its soft time limit: only the hard limit stops it (a kill)."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            time.sleep(0.05)
-        except Exception:  # SoftTimeLimitExceeded, ignored on purpose
-            continue
-    return seconds
-
-
 class ChaosModule(Module):
     @property
     def service(self) -> dict[str, object]:
@@ -60,7 +49,6 @@ class ChaosModule(Module):
             "chaos_tasks": {
                 "record": record,
                 "echo": echo,
-                "stubborn": {"task": stubborn, "config": {"soft_time_limit": 1, "time_limit": 2}},
                 "leaky": {
                     "task": leaky,
                     "config": {

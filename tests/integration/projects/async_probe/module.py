@@ -109,12 +109,6 @@ async def block_loop(seconds: float) -> str:
     return "finished"
 
 
-@module_task(timeout=0.5)
-def overrun_sync(seconds: float) -> str:
-    time.sleep(seconds)
-    return "finished"
-
-
 @module_task
 async def add(a: int, b: int) -> int:
     log.info("probe.entered", a=a, b=b)
