@@ -32,6 +32,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "worker_consumer": "hexa._dead_consumer:DeadLetterConsumer",
         "broker_connection_retry_on_startup": True,
         "broker_transport_options": settings.broker_transport_options,
+        "broker_transport": settings.broker_transport,  # embedded: private message files
         "task_default_queue": settings.default_queue,
         "result_expires": 24 * 3600,
         # A result store that is down costs a task ~2 s, not Celery's 20 retries a second

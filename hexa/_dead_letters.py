@@ -224,6 +224,7 @@ class DeadLetterStore:
     def _connection(self) -> Connection:
         return Connection(
             self.settings.broker_url,
+            transport=self.settings.broker_transport,
             transport_options=self.settings.broker_transport_options,
         )
 

@@ -1,4 +1,4 @@
-"""The result backend: no password stored, and Redis tolerated while it is down at send time.
+"""The result backend: no password stored, embedded results private, Redis down tolerated.
 
 Every backend Celery picks is given `RedactingBackend`: a failure whose message or traceback
 holds the broker's or the backend's URL (a task that raised with it) is stored with the
@@ -15,8 +15,10 @@ from __future__ import annotations
 import functools
 from typing import Any
 
+from celery.backends.filesystem import FilesystemBackend
 from celery.backends.redis import RedisBackend
 
+from hexa._embedded import PrivateFilesystemBackend
 from hexa._exceptions import error_text
 from hexa._logging import get_logger
 from hexa._settings import redact_value
@@ -62,5 +64,7 @@ class TolerantRedisBackend(RedisBackend):
 @functools.cache
 def result_backend_class(chosen: type) -> type:
     """The class hexa uses for Celery's choice: redacting, and tolerant when it is Redis."""
-    base = TolerantRedisBackend if chosen is RedisBackend else chosen
+    base = {RedisBackend: TolerantRedisBackend, FilesystemBackend: PrivateFilesystemBackend}.get(
+        chosen, chosen
+    )
     return type(base.__name__, (RedactingBackend, base), {"__module__": __name__})

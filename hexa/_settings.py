@@ -30,6 +30,9 @@ DEFAULT_MAX_MESSAGE_SIZE = 64 * 1024 * 1024
 SOCKET_TIMEOUT = 5
 
 
+_BROKER_DIRS = ("data_folder_in", "control_folder")
+
+
 def read_dotenv(path: Path) -> dict[str, str]:
     """Parse KEY=VALUE lines (comments, blank lines, `export` and quotes allowed)."""
     if not path.is_file():
@@ -105,13 +108,25 @@ class Settings:
     def __attrs_post_init__(self) -> None:
         _remember(self.secrets())  # so logs and stored failures can be redacted anywhere
 
+    @property
+    def broker_transport(self) -> str | None:
+        """The kombu transport class for the broker URL: hexa's private one when embedded."""
+        return "hexa._embedded:Transport" if self.embedded_broker else None
+
     def make_dirs(self) -> None:
-        """Create the embedded broker's and result store's folders when they are in use."""
+        """Create the embedded broker's and result store's folders when they are in use.
+
+        `.hexa/` and everything in it are private to the user (0700), existing ones included.
+        """
+        from hexa._embedded import private_dir  # kombu's file transport: embedded use only
+
+        folders = []
         if self.embedded_broker:
-            for key in ("data_folder_in", "control_folder"):
-                Path(str(self.broker_transport_options[key])).mkdir(parents=True, exist_ok=True)
+            folders += [Path(str(self.broker_transport_options[key])) for key in _BROKER_DIRS]
         if self.embedded_backend:
-            (self.home / "results").mkdir(parents=True, exist_ok=True)
+            folders.append(self.home / "results")
+        for folder in folders:
+            private_dir(folder, root=self.home)
 
     @classmethod
     def from_env(
