@@ -9,6 +9,7 @@ other user of the machine reads them, there or on the way.
 
 from __future__ import annotations
 
+import itertools
 import os
 import uuid
 from pathlib import Path
@@ -44,6 +45,7 @@ def _private_opener(path: str, flags: int) -> int:
     return os.open(path, flags, PRIVATE_FILE)
 
 
+_sequence = itertools.count()
 #: kombu's platform lock (fcntl, or win32 on Windows), as its own `_put` takes it.
 _kombu: Any = filesystem
 
@@ -53,8 +55,12 @@ class Channel(filesystem.Channel):
 
     # The stubs of kombu's file Channel and of its base disagree on this signature.
     def _put(self, queue: str, payload: Any, **kwargs: Any) -> None:  # type: ignore[override]
-        """kombu's own `_put` (same file name, same lock), with a private file."""
-        name = f"{round(monotonic() * 1000)}_{uuid.uuid4()}.{queue}.msg"
+        """kombu's own `_put` (its file name and lock), with a private file.
+
+        Within one millisecond kombu's names sort by a random uuid; a per-process counter
+        before it keeps one process's messages in the order it sent them.
+        """
+        name = f"{round(monotonic() * 1000)}_{next(_sequence):012d}{uuid.uuid4()}.{queue}.msg"
         path = os.path.join(self.data_folder_out, name)
         try:
             with private_open(path, "wb", buffering=0) as file:
