@@ -12,6 +12,7 @@ from structlog.typing import EventDict, Processor
 
 from hexa._exceptions import ConfigurationError
 from hexa._settings import redact_value
+from hexa._stderr import json_safe_stderr
 
 FORMAT_ENV = "HEXA_LOG_FORMAT"
 FORMATS = ("console", "json")
@@ -32,6 +33,7 @@ def configure_logging(fmt: str | None = None, level: str | int = "INFO") -> None
     """Route structlog events and stdlib logging (Celery, kombu) to stderr in one format."""
     fmt = fmt or log_format()
     level_no = logging.getLevelName(level.upper()) if isinstance(level, str) else level
+    stream = json_safe_stderr() if fmt == "json" else sys.stderr  # raw writes as JSON too
     shared: list[Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
@@ -47,10 +49,10 @@ def configure_logging(fmt: str | None = None, level: str | int = "INFO") -> None
         wrapper_class=structlog.make_filtering_bound_logger(level_no),
         # One write per line: print() writes the newline separately, and JSON lines from
         # prefork children sharing stderr would interleave into unparseable lines.
-        logger_factory=structlog.WriteLoggerFactory(sys.stderr),
+        logger_factory=structlog.WriteLoggerFactory(stream),
         cache_logger_on_first_use=True,
     )
-    handler = logging.StreamHandler(sys.stderr)
+    handler = logging.StreamHandler(stream)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name],
@@ -65,6 +67,10 @@ def configure_logging(fmt: str | None = None, level: str | int = "INFO") -> None
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level_no)
+    # billiard's logger does not propagate (its callback errors went out raw), and warnings
+    # are printed unless logging captures them.
+    logging.getLogger("multiprocessing").handlers[:] = [handler]
+    logging.captureWarnings(True)
     for name in _REPLACED:
         logging.getLogger(name).setLevel(max(level_no, logging.WARNING))
 

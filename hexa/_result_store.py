@@ -13,10 +13,11 @@ again and reads the stored result, or raises `ResultBackendError` while Redis st
 from __future__ import annotations
 
 import functools
-from typing import Any
+from typing import Any, cast
 
 from celery.backends.filesystem import FilesystemBackend
 from celery.backends.redis import RedisBackend
+from celery.exceptions import BackendStoreError
 
 from hexa._embedded import PrivateFilesystemBackend
 from hexa._exceptions import error_text
@@ -47,7 +48,37 @@ class RedactingBackend:
 
 
 class TolerantRedisBackend(RedisBackend):
-    """`RedisBackend` whose send-time result subscription never blocks a publish."""
+    """`RedisBackend` that Redis being away costs a result, never a publish or an outcome.
+
+    The send-time result subscription never blocks a publish; a result the worker cannot
+    store is logged (`result.not_stored`) instead of failing the task a second time outside
+    its body, where it would end with no `task.*` event at all.
+    """
+
+    def store_result(
+        self,
+        task_id: str,
+        result: Any,
+        state: str,
+        traceback: str | None = None,
+        request: Any = None,
+        **kwargs: Any,
+    ) -> Any:
+        unreachable: tuple[type[BaseException], ...] = (
+            *cast(Any, self).connection_errors,
+            BackendStoreError,
+        )
+        try:
+            return super().store_result(task_id, result, state, traceback, request, **kwargs)
+        except unreachable as error:
+            log.warning(
+                "result.not_stored",
+                id=task_id,
+                state=state,
+                backend=self.as_uri(),
+                error=error_text(error),
+            )
+            return result
 
     def on_task_call(self, producer: Any, task_id: str) -> None:
         try:

@@ -6,6 +6,7 @@ tasks per scenario, and how long the system took to do work again after the faul
 
 from __future__ import annotations
 
+import json
 import signal
 import threading
 import time
@@ -23,6 +24,7 @@ from tests.chaos.conftest import CHAOS_PROJECT, Records, Row, report
 from tests.chaos.services import OwnRabbitMQ, OwnRedis
 from tests.conftest import StartWorker
 from tests.support.services import unique
+from tests.support.worker import WorkerProcess
 
 pytestmark = pytest.mark.chaos
 
@@ -147,6 +149,32 @@ class TestBrokerRestart:
         )
 
 
+def wait_outcomes(worker: WorkerProcess, ids: list[str], timeout: float = 60) -> dict[str, str]:
+    """The `task.succeeded`/`task.failed` event of each task id, once every one has one."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ends = {
+            e["task_id"]: e["event"]
+            for e in worker.events()
+            if e.get("event") in ("task.succeeded", "task.failed") and "task_id" in e
+        }
+        if set(ids) <= ends.keys():
+            return {task_id: ends[task_id] for task_id in ids}
+        time.sleep(0.2)
+    missing = [task_id for task_id in ids if task_id not in ends]
+    raise AssertionError(f"{len(missing)} task(s) ended with no task.* event: {missing[:3]}")
+
+
+def assert_json_stderr(worker: WorkerProcess) -> None:
+    """Every line the worker wrote to stderr parses as JSON (HEXA_LOG_FORMAT=json)."""
+    assert worker.stderr_lines
+    for line in worker.stderr_lines:
+        try:
+            json.loads(line)
+        except ValueError:
+            raise AssertionError(f"not JSON on stderr: {line[:200]!r}") from None
+
+
 class TestResultBackendDown:
     def test_tasks_run_without_redis_and_get_names_the_backend(
         self,
@@ -169,7 +197,10 @@ class TestResultBackendDown:
         try:
             sent = list(range(20))
             held += [send(app, "chaos.record", records.key, index, 0.0) for index in sent]
+            failing = [send(app, "chaos.broken", index) for index in range(2)]
+            held += failing
             records.wait(lambda runs: len(runs) == 20, 90, "20 runs with Redis down")
+            outcomes = wait_outcomes(worker, [result.id for result in held[1:]])
             held.append(send(app, "chaos.echo", "down"))
             started = time.monotonic()
             with pytest.raises(hexa.ResultBackendError) as raised:
@@ -188,6 +219,10 @@ class TestResultBackendDown:
         assert own_redis.password not in message
         assert failed_in < 15, f"get() took {failed_in:.1f}s to fail"
         assert worker.proc.poll() is None
+        assert set(outcomes.values()) == {"task.succeeded", "task.failed"}
+        assert [outcomes[result.id] for result in failing] == ["task.failed"] * 2
+        assert worker.events("result.not_stored")
+        assert_json_stderr(worker)
         row = records.row(
             "Redis (results) down", sent, recovery, f"get() raised in {failed_in:.1f}s"
         )

@@ -28,7 +28,8 @@ class WorkerProcess:
         command: str = "worker",
     ) -> None:
         self.cwd = cwd
-        self.lines: list[str] = []
+        self.lines: list[str] = []  # stdout and stderr, each line whole
+        self.stderr_lines: list[str] = []  # stderr alone: JSON lines only, in JSON mode
         full_env = {**os.environ, "HEXA_LOG_FORMAT": "json", "PYTHONUNBUFFERED": "1", **env}
         for key in ("RABBITMQ_URL", "REDIS_URL"):
             if full_env.get(key) == "":
@@ -38,17 +39,22 @@ class WorkerProcess:
             cwd=cwd,
             env=full_env,
             stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
+            stderr=subprocess.PIPE,
             text=True,
             start_new_session=True,  # its own process group: stop() reaches the pool children
         )
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
+        self._readers = [
+            threading.Thread(target=self._read, args=(self.proc.stdout, []), daemon=True),
+            threading.Thread(target=self._read, args=(self.proc.stderr, self.stderr_lines)),
+        ]
+        for reader in self._readers:
+            reader.daemon = True
+            reader.start()
 
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
+    def _read(self, stream: Any, also: list[str]) -> None:
+        for line in stream:
             self.lines.append(line.rstrip("\n"))
+            also.append(line.rstrip("\n"))
 
     def events(self, name: str | None = None) -> list[dict[str, Any]]:
         """The JSON log events so far, optionally only those named `name`."""
@@ -96,6 +102,8 @@ class WorkerProcess:
                 self.kill(signal.SIGKILL)
                 self.proc.wait(5)
         self.kill(signal.SIGKILL)  # stragglers of the group, if any
-        self._reader.join(5)
-        if self.proc.stdout is not None:
-            self.proc.stdout.close()
+        for reader in self._readers:
+            reader.join(5)
+        for stream in (self.proc.stdout, self.proc.stderr):
+            if stream is not None:
+                stream.close()
