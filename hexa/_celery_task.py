@@ -42,6 +42,7 @@ class HexaTask(CeleryTask[Any, Any]):
     def before_start(self, task_id: str, args: Any, kwargs: Any) -> None:
         structlog.contextvars.bind_contextvars(task_id=task_id, task=self.name)
         _clock.started = time.monotonic()
+        _clock.request = self.request  # still known when a failure outside the body pops it
 
     def _elapsed(self) -> float:
         return round(time.monotonic() - getattr(_clock, "started", time.monotonic()), 4)
@@ -62,16 +63,25 @@ class HexaTask(CeleryTask[Any, Any]):
     def on_failure(
         self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any
     ) -> None:
+        request = self._request_of(task_id)
         log.error(
             "task.failed",
             task_id=task_id,  # also when the worker's main process reports a hard time limit
             task=self.name,
-            attempts=(self.request.retries or 0) + 1,
+            attempts=(request.retries or 0) + 1,
             duration=self._elapsed(),
             error=error_text(exc),
             timeout=self.hexa_timeout,
         )
-        record_failure(self, task_id, args, kwargs, exc)
+        record_failure(self, task_id, args, kwargs, exc, request)
+
+    def _request_of(self, task_id: str) -> Any:
+        """The failed call's request: Celery pops it before reporting a failure outside the
+        body (a callback it could not send); the main process never had it (hard limit)."""
+        started = getattr(_clock, "request", None)
+        if self.request.id != task_id and getattr(started, "id", None) == task_id:
+            return started
+        return self.request
 
     def after_return(self, *args: Any, **kwargs: Any) -> None:
         structlog.contextvars.unbind_contextvars("task_id", "task")

@@ -174,8 +174,12 @@ def from_task_call(
     reason: str,
     queue: str,
     settings: Settings,
+    correlation_id: str | None = None,
 ) -> DeadLetter:
-    """A dead letter for a task that failed for good, as a fresh message (retries reset)."""
+    """A dead letter for a task that failed for good, as a fresh message (retries reset).
+
+    It keeps the original message's `correlation_id`, by which a publisher may know it.
+    """
     headers, body = message
     return DeadLetter(
         id=task_id,
@@ -187,6 +191,7 @@ def from_task_call(
         content_type="application/json",
         content_encoding="utf-8",
         headers={k: _jsonable(v) for k, v in headers.items()},
+        properties={"correlation_id": correlation_id} if correlation_id else {},
     )
 
 
@@ -337,7 +342,9 @@ def _republish(producer: Any, letter: DeadLetter) -> None:
     )
 
 
-def record_failure(task: Any, task_id: str, args: Any, kwargs: Any, exc: BaseException) -> None:
+def record_failure(
+    task: Any, task_id: str, args: Any, kwargs: Any, exc: BaseException, request: Any = None
+) -> None:
     """Dead-letter a task that failed for good (retries exhausted, or none to make).
 
     Only for messages that came from a broker: an eager or in-process call has nothing to
@@ -345,12 +352,13 @@ def record_failure(task: Any, task_id: str, args: Any, kwargs: Any, exc: BaseExc
     a broker that refuses the dead letter is logged (`dead_letter.failed`), and the failure
     stays readable in the result backend.
     """
-    queue = _delivered_to(task)
+    request = task.request if request is None else request
+    queue = _delivered_to(task, request)
     if queue is None:
         return
     settings: Settings = task.app.hexa_settings
     message = task.app.amqp.as_task_v2(task_id, task.name, args=list(args or ()), kwargs=kwargs)
-    attempts = (task.request.retries or 0) + 1
+    attempts = (request.retries or 0) + 1
     letter = from_task_call(
         task_id,
         task.name,
@@ -358,6 +366,7 @@ def record_failure(task: Any, task_id: str, args: Any, kwargs: Any, exc: BaseExc
         f"failed after {attempts} attempt(s): {error_text(exc)}",
         queue,
         settings,
+        _text_or_none(request.correlation_id),
     )
     try:
         with task.app.producer_or_acquire() as producer:  # the process's pooled connection
@@ -366,13 +375,16 @@ def record_failure(task: Any, task_id: str, args: Any, kwargs: Any, exc: BaseExc
         log.error("dead_letter.failed", id=task_id, error=redact(f"{error!r}", settings))
 
 
-def _delivered_to(task: Any) -> str | None:
+def _text_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _delivered_to(task: Any, request: Any) -> str | None:
     """The queue the failed message came from; None for an eager or in-process call.
 
     A hard time limit is reported by the worker's main process, where no request is on the
     task's stack: the message came from the task's own route then.
     """
-    request = task.request
     if request.is_eager:
         return None
     if request.delivery_info:

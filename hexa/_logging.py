@@ -29,11 +29,16 @@ def log_format(environ: dict[str, str] | None = None) -> str:
     return value or ("console" if sys.stderr.isatty() else "json")
 
 
-def configure_logging(fmt: str | None = None, level: str | int = "INFO") -> None:
-    """Route structlog events and stdlib logging (Celery, kombu) to stderr in one format."""
+def configure_logging(
+    fmt: str | None = None, level: str | int = "INFO", worker: bool = False
+) -> None:
+    """Route structlog events and stdlib logging (Celery, kombu) to stderr in one format.
+
+    In a `worker` with JSON logs, raw writes to stderr become JSON lines too (`_stderr`).
+    """
     fmt = fmt or log_format()
     level_no = logging.getLevelName(level.upper()) if isinstance(level, str) else level
-    stream = json_safe_stderr() if fmt == "json" else sys.stderr  # raw writes as JSON too
+    stream = json_safe_stderr() if worker and fmt == "json" else sys.stderr
     shared: list[Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,

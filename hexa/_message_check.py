@@ -49,11 +49,18 @@ def _short(value: Any) -> str:
 
 
 def _text(value: Any) -> bool:
-    return isinstance(value, str)
+    """A str that UTF-8 can encode: a lone surrogate would fail as a result-store key."""
+    if not isinstance(value, str):
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _name(value: Any) -> bool:
-    return isinstance(value, str) and 0 < len(value) <= MAX_NAME
+    return _text(value) and 0 < len(value) <= MAX_NAME
 
 
 def _optional(test: Callable[[Any], bool]) -> Callable[[Any], bool]:

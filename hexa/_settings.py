@@ -179,12 +179,16 @@ def _password(url: str) -> str | None:
 
 #: The passwords of every `Settings` made in this process, longest first.
 _secrets: tuple[str, ...] = ()
+#: Shorter passwords are not looked for in free text: "**" for every "a" in every log line
+#: would hide everything and protect nothing.
+MIN_REDACTED = 4
 
 
 def _remember(secrets: list[str]) -> None:
     global _secrets
-    if not set(secrets) <= set(_secrets):
-        _secrets = tuple(sorted(set(_secrets) | set(secrets), key=len, reverse=True))
+    found = {secret for secret in secrets if len(secret) >= MIN_REDACTED}
+    if not found <= set(_secrets):
+        _secrets = tuple(sorted(set(_secrets) | found, key=len, reverse=True))
 
 
 def redact_known(text: str) -> str:

@@ -103,7 +103,7 @@ def _no_events_on_threads(conf: Any = None, options: Any = None, **_: Any) -> No
 
 
 def _setup_logging(loglevel: Any = "INFO", **_: Any) -> None:
-    configure_logging(level=loglevel or "INFO")
+    configure_logging(level=loglevel or "INFO", worker=True)
 
 
 def _ready(sender: Any = None, **_: Any) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 import redis
-from kombu import Connection
+from kombu import Connection, Queue
 
 import hexa
 from hexa._options import SendOptions
@@ -236,3 +236,59 @@ def backend_values(url: str) -> str:
         return "\n".join(repr(client.get(key)) for key in keys)
     finally:
         client.close()
+
+
+class TestDeadLetterSize:
+    def test_a_body_that_json_escapes_past_the_broker_limit_is_kept_in_base64(
+        self,
+        own_rabbitmq: OwnRabbitMQ,
+        own_redis: OwnRedis,
+        project: Callable[..., Path],
+        start_worker: StartWorker,
+    ) -> None:
+        env = {
+            "RABBITMQ_URL": own_rabbitmq.url(),
+            "REDIS_URL": own_redis.url(),
+            "HEXA_DEFAULT_QUEUE": unique("chaos-escaped"),
+        }
+        body = b"\x01" * (23 * 1024 * 1024)  # valid UTF-8: 6 bytes each as JSON text (138 MB)
+        worker = start_worker(project(CHAOS_PROJECT), env)
+        inject(env["RABBITMQ_URL"], env["HEXA_DEFAULT_QUEUE"], {"x": message(body, task_headers())})
+        [letter] = wait_dead(hexa.Settings.from_env(environ=env), 1, timeout=120)
+        assert letter.body_encoding == "base64"
+        assert not letter.truncated
+        assert letter.raw_body() == body  # whole: replayable
+        assert worker.events("message.dead_lettered")
+        assert not worker.events("dead_letter.failed")  # before: refused, requeued forever
+        report(Row("dead letter of 23 MB escaped bytes", 1, 1, 0, 0, None, "kept whole, base64"))
+
+    def test_a_letter_the_broker_still_refuses_is_kept_as_its_reason(
+        self,
+        own_rabbitmq: OwnRabbitMQ,
+        own_redis: OwnRedis,
+        project: Callable[..., Path],
+        start_worker: StartWorker,
+    ) -> None:
+        env = {
+            "RABBITMQ_URL": own_rabbitmq.url(),
+            "REDIS_URL": own_redis.url(),
+            "HEXA_DEFAULT_QUEUE": unique("chaos-refused-letter"),
+        }
+        big = random.Random(7).randbytes(900 * 1024)  # base64: 1.2 MB as a dead letter
+        with Connection(env["RABBITMQ_URL"]) as conn:  # the worker starts later: declare it
+            queue = env["HEXA_DEFAULT_QUEUE"]
+            Queue(queue, routing_key=queue)(conn.default_channel).declare()
+        inject(env["RABBITMQ_URL"], env["HEXA_DEFAULT_QUEUE"], {"x": message(big, task_headers())})
+        own_rabbitmq.ctl("eval", "application:set_env(rabbit, max_message_size, 1048576).")
+        try:  # channels opened from now on refuse messages above 1 MiB: below hexa's limit
+            worker = start_worker(project(CHAOS_PROJECT), env)
+            [letter] = wait_dead(hexa.Settings.from_env(environ=env), 1, timeout=60)
+        finally:
+            own_rabbitmq.ctl("eval", "application:set_env(rabbit, max_message_size, 134217728).")
+        assert letter.body == ""
+        assert letter.body_size == len(big)
+        assert "undecodable message" in letter.reason
+        assert "body cut to fit the size limit: 0 of 921,600 bytes kept" in letter.reason
+        time.sleep(2)
+        assert len(worker.events("dead_letter.failed")) == 0  # not refused and requeued
+        report(Row("dead letter above RabbitMQ's limit", 1, 1, 0, 0, None, "reason kept"))

@@ -133,6 +133,8 @@ MALFORMED: dict[str, tuple[Message, str]] = {
     "id as a list": (v2({"id": ["x"]}), "header 'id'"),
     "id missing": (as_message([[1], {}, {}], {"task": "t.add"}), "header 'id' is missing"),
     "task empty": (v2({"task": ""}), "header 'task'"),
+    "id a lone surrogate": (v2({"id": "\udcff"}), "header 'id'"),
+    "id too long": (v2({"id": "i" * 256}), "header 'id'"),
     "root_id as a number": (v2({"root_id": 5}), "header 'root_id'"),
     "parent_id as an object": (v2({"parent_id": {}}), "header 'parent_id'"),
     "group as a list": (v2({"group": [1]}), "header 'group'"),
