@@ -158,21 +158,39 @@ def _subclass_ceiling(value: Any) -> int:
     return _SCALAR_CEILING
 
 
+def _json_floor(value: Any) -> int:
+    """Bytes `value` takes at least as JSON (every character at least one byte)."""
+    if isinstance(value, str):
+        return len(value) + 2
+    if isinstance(value, list | tuple):
+        return sum(map(_json_floor, value)) + len(value) + 1
+    if isinstance(value, dict):
+        return sum(map(_json_floor, value)) + sum(map(_json_floor, value.values())) + len(value)
+    return 1
+
+
 def check_size(task_name: str, args: Sequence[Any], kwargs: Mapping[str, Any], limit: int) -> None:
     """Raise `DispatchError` when the call's JSON would exceed `limit` bytes.
 
-    Counting is cheap; the arguments are encoded only when the count cannot rule it out.
+    Counting is cheap; the arguments are encoded only when counting cannot decide.
     """
     if _json_ceiling(args) + _json_ceiling(kwargs) + _SCALAR_CEILING <= limit:
         return
+    floor = _json_floor(args) + _json_floor(kwargs)
+    if floor > limit:  # refused without encoding hundreds of megabytes first
+        raise _too_big(task_name, f"at least {floor:,}", limit)
     size = len(dumps([list(args), dict(kwargs), None]))  # Celery's own JSON encoder
     if size > limit:
-        raise DispatchError(
-            f"{task_name}: the arguments take {size:,} bytes as JSON, above the {limit:,}-byte "
-            f"limit ({MAX_MESSAGE_SIZE_ENV}); RabbitMQ refuses messages above its "
-            "max_message_size (128 MiB by default). Store large data elsewhere (a database, "
-            "object storage) and send its key"
-        )
+        raise _too_big(task_name, f"{size:,}", limit)
+
+
+def _too_big(task_name: str, size: str, limit: int) -> DispatchError:
+    return DispatchError(
+        f"{task_name}: the arguments take {size} bytes as JSON, above the {limit:,}-byte "
+        f"limit ({MAX_MESSAGE_SIZE_ENV}); RabbitMQ refuses messages above its max_message_size "
+        "(128 MiB by default). Store large data elsewhere (a database, object storage) and "
+        "send its key"
+    )
 
 
 def max_message_size(app: Any) -> int:
