@@ -12,7 +12,14 @@ from hexa import Backoff, FixedDelay, module_task
 from hexa._definitions import CELERY_OPTIONS, HEXA_OPTIONS
 from hexa._logging import FORMAT_ENV
 from hexa._options import SEND_TASK_OPTIONS
-from hexa._settings import BACKEND_ENV, BROKER_ENV, HOME_DIR, PUBLISH_TIMEOUT_ENV, QUEUE_ENV
+from hexa._settings import (
+    BACKEND_ENV,
+    BROKER_ENV,
+    HOME_DIR,
+    MAX_MESSAGE_SIZE_ENV,
+    PUBLISH_TIMEOUT_ENV,
+    QUEUE_ENV,
+)
 from tests.support.worker import REPO
 
 PAGES = [*sorted((REPO / "docs").glob("*.md")), REPO / "README.md", REPO / "CHANGELOG.md"]
@@ -36,7 +43,14 @@ def test_relative_links_resolve(page: Path) -> None:
 class TestConfigurationReference:
     def test_every_environment_variable_is_documented(self) -> None:
         page = text("configuration.md")
-        names = (BROKER_ENV, BACKEND_ENV, QUEUE_ENV, FORMAT_ENV, PUBLISH_TIMEOUT_ENV)
+        names = (
+            BROKER_ENV,
+            BACKEND_ENV,
+            QUEUE_ENV,
+            FORMAT_ENV,
+            PUBLISH_TIMEOUT_ENV,
+            MAX_MESSAGE_SIZE_ENV,
+        )
         for name in (*names, ".env", HOME_DIR):
             assert f"`{name}" in page, name
 
