@@ -47,6 +47,37 @@ def group_cpu_seconds(pgid: int) -> float:
     return total / 1e9
 
 
+def _comm(pid_dir: Path) -> str:
+    try:
+        return (pid_dir / "comm").read_text().strip()
+    except OSError:
+        return ""
+
+
+def service_pids(name: str) -> list[int]:
+    """Processes whose command is `name` (`beam.smp` for RabbitMQ, `redis-server`)."""
+    return [int(d.name) for d in PROC.iterdir() if d.name.isdigit() and _comm(d) == name]
+
+
+class ServiceClock:
+    """CPU seconds of a shared service (every process of that name), read from /proc.
+
+    The services are shared with other work on the machine, so a block's figure includes
+    whatever else used them meanwhile: that is why the blocks alternate.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.pids = service_pids(name)
+
+    @property
+    def visible(self) -> bool:
+        return bool(self.pids)
+
+    def seconds(self) -> float:
+        return sum(_threads_cpu_ns(PROC / str(pid)) for pid in self.pids) / 1e9
+
+
 def client_cpu_seconds() -> float:
     """CPU seconds of this process (all its threads), from the OS clock."""
     return time.process_time()
