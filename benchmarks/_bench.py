@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import redis
 from celery import Celery
@@ -105,8 +106,8 @@ class Bench:
         self.project = bench_project(self.root / "project")
         self.logs = self.root / "logs"
         self.env = {"RABBITMQ_URL": self.broker, "REDIS_URL": self.backend}
-        self.rabbit = ServiceClock("beam.smp")
-        self.redis_clock = ServiceClock("redis-server")
+        self.rabbit = ServiceClock("beam.smp", _port(self.broker, 5672))
+        self.redis_clock = ServiceClock("redis-server", _port(self.backend, 6379))
         hexa.use_app(build_app(self.settings(self.queue("hexa-client"))))
 
     # -- clients ------------------------------------------------------------------------
@@ -240,6 +241,10 @@ class Bench:
         """Delete result keys once measured: the shared Redis keeps nothing of the run."""
         for start in range(0, len(keys), 1000):
             self.redis.delete(*keys[start : start + 1000])
+
+
+def _port(url: str, default: int) -> int:
+    return urlparse(url.split(";")[0]).port or default
 
 
 def _quietly(conn: Connection, method: str, name: str) -> None:

@@ -54,21 +54,55 @@ def _comm(pid_dir: Path) -> str:
         return ""
 
 
-def service_pids(name: str) -> list[int]:
-    """Processes whose command is `name` (`beam.smp` for RabbitMQ, `redis-server`)."""
-    return [int(d.name) for d in PROC.iterdir() if d.name.isdigit() and _comm(d) == name]
+def _listening_inodes(port: int) -> set[str]:
+    found = set()
+    for table in ("tcp", "tcp6"):
+        try:
+            lines = (PROC / "net" / table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for row in lines:
+            fields = row.split()
+            if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                found.add(fields[9])
+    return found
+
+
+def _holds_socket(pid_dir: Path, inodes: set[str]) -> bool:
+    try:
+        fds = list((pid_dir / "fd").iterdir())
+    except OSError:
+        return False
+    for fd in fds:
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith("socket:[") and target[8:-1] in inodes:
+            return True
+    return False
+
+
+def service_pids(name: str, port: int) -> list[int]:
+    """The process called `name` listening on `port` (other nodes on the machine are not it)."""
+    inodes = _listening_inodes(port)
+    return [
+        int(d.name)
+        for d in PROC.iterdir()
+        if d.name.isdigit() and _comm(d) == name and _holds_socket(d, inodes)
+    ]
 
 
 class ServiceClock:
-    """CPU seconds of a shared service (every process of that name), read from /proc.
+    """CPU seconds of the shared service listening on `port`, read from /proc.
 
     The services are shared with other work on the machine, so a block's figure includes
     whatever else used them meanwhile: that is why the blocks alternate.
     """
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, port: int) -> None:
         self.name = name
-        self.pids = service_pids(name)
+        self.pids = service_pids(name, port)
 
     @property
     def visible(self) -> bool:

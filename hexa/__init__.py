@@ -1,6 +1,7 @@
 """hexa: decorate plain functions in your modules; one Celery worker runs them all."""
 
 from hexa._app import build_app, current_app, use_app
+from hexa._batch import batch
 from hexa._bridge import EventLoopBridge, bridge
 from hexa._dead_letters import DeadLetter, DeadLetterStore
 from hexa._decorator import module_task
@@ -65,6 +66,7 @@ __all__ = [
     "TaskTimeoutError",
     "TasksService",
     "UnknownTaskError",
+    "batch",
     "bridge",
     "build_app",
     "celery_retry_options",
