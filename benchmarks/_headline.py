@@ -18,7 +18,17 @@ from typing import Any
 
 from benchmarks._bench import Bench, rotations
 from benchmarks._peers import Client, HexaClient, NotAvailable
-from benchmarks._stats import Line, Samples, Target, compare, line, percentile, ratio_of
+from benchmarks._stats import (
+    Line,
+    Samples,
+    Target,
+    compare,
+    line,
+    median,
+    per_round,
+    percentile,
+    ratio_of,
+)
 from benchmarks._workers import Worker
 
 Pair = tuple[float, float]
@@ -265,7 +275,7 @@ def io_side_by_side(bench: Bench) -> None:
         worker, label = bench.worker("hexa", "io-hexa", inflight=64), f"threads pool ({why})"
     sides.append(Side("hexa", bench.client("hexa", worker.queue), worker, label))
     ready(bench, sides, "io_wait", (0.05,))
-    warm = [k for s in sides for k in s.client.send("io_wait", 128, (0.05,))]
+    warm = [k for s in sides for k in s.client.send("io_wait", 64, (0.05,))]
     bench.wait_keys(warm)
     bench.forget(warm)
     for side in rotations(sides, plan.rounds):
@@ -292,8 +302,10 @@ def io_side_by_side(bench: Bench) -> None:
 
 
 def publish_block(bench: Bench, side: Side, count: int, send: Callable[[], Any]) -> None:
+    rabbit = bench.rabbit.seconds()
     with client_cpu() as spent:
         send()
+    side.rabbit.append((bench.rabbit.seconds() - rabbit, count))
     side.wall.append((spent[1], count))
     side.cpu.append((spent[0], count))
     bench.purge(side.queue)
@@ -343,6 +355,14 @@ def publish_lines(bench: Bench, sides: Sequence[Side], batch_missing: str) -> li
     rate.judge(*_ratio_across(walls, "hexa", "floor"))
     cpu = line(PUBLISH, "client CPU per message", "ms", samples(sides, "cpu", PEERS))
     cpu.judge(*ratio_of(cpu, samples(sides, "cpu"), "hexa", "celery"))
+    rabbit = line(
+        PUBLISH,
+        "RabbitMQ CPU per message",
+        "ms",
+        samples(sides, "rabbit", PEERS),
+        note="what a confirm costs the broker: it writes each persistent message to disk "
+        "before confirming it; compare the floor's and the batch's rows below",
+    )
     floor_line = line(
         PUBLISH,
         "bare kombu producer + confirms, Celery-shaped persistent message (the floor)",
@@ -362,7 +382,16 @@ def publish_lines(bench: Bench, sides: Sequence[Side], batch_missing: str) -> li
     if batch_missing:
         batch.missing = {"hexa": batch_missing}
     batch.judge(*_ratio_across(walls, "hexa batch", "celery"))
-    return [rate, cpu, floor_line, batch]
+    floor_rabbit = line(
+        PUBLISH,
+        "RabbitMQ CPU per message: the floor (confirmed one at a time), and hexa's batch",
+        "ms",
+        {},
+    )
+    for system, found in samples(sides, "rabbit", ("floor", "hexa batch")).items():
+        floor_rabbit.values["floor" if system == "floor" else "hexa"] = median(per_round(found))
+    floor_rabbit.note = "first column: the bare kombu floor; 'hexa': `hexa.batch()`"
+    return [rate, cpu, rabbit, floor_line, batch, floor_rabbit]
 
 
 def _ratio_across(

@@ -41,7 +41,7 @@ SCENARIOS: dict[str, Callable[[Bench], None]] = {
     "declare": declaration,
 }
 #: Left out of `--quick` (CI): long, and covered by the rows above.
-FULL_ONLY = ("seed-io",)
+FULL_ONLY = ("seed-io", "declare")
 
 
 def run(

@@ -52,7 +52,7 @@ from hexa._exceptions import PublishError
 from hexa._options import SendOptions
 from hexa._result import TaskResult
 from hexa._settings import DEFAULT_PUBLISH_TIMEOUT
-from hexa._wire import Outgoing, after_publish, outgoing, writable
+from hexa._wire import Outgoing, Wire, after_publish, writable
 
 T = TypeVar("T")
 
@@ -117,6 +117,8 @@ class Publisher:
         self._dynamic_routes = _args_depend_on_call(app)
         self._pipelined = _pipelines(app, self._call_hook, self._sent_event)
         self._confirms: tuple[int, ConfirmChannel] | None = None
+        self._wire = Wire.of(app)
+        self._repr_sizes = (app.amqp.argsrepr_maxsize, app.amqp.kwargsrepr_maxsize)
 
     def route(
         self, name: str, queue: str | None, args: Sequence[Any], kwargs: Mapping[str, Any]
@@ -155,7 +157,7 @@ class Publisher:
         route = self._delivery(name, args, kwargs, options, default_queue, parent)
         message = self._message(task_id, name, args, kwargs, options, parent, store_result)
         if self._pipelined and writable(route):
-            self._send_pipelined(outgoing(self.app, name, message, route))
+            self._send_pipelined(self._wire.outgoing(name, message, route))
         else:
             self._send_with_kombu(name, task_id, message, route, store_result)
         result: TaskResult[Any] = TaskResult(task_id, self.app, task_name=name, stored=store_result)
@@ -209,9 +211,17 @@ class Publisher:
             parent_id=request and request.id,
             origin=self.origin(),
             ignore_result=not store_result,
-            argsrepr=saferepr(args, amqp.argsrepr_maxsize, maxlevels=self._repr_levels),
-            kwargsrepr=saferepr(kwargs, amqp.kwargsrepr_maxsize, maxlevels=self._repr_levels),
+            argsrepr=self._repr(args, self._repr_sizes[0]),
+            kwargsrepr=self._repr(kwargs, self._repr_sizes[1]),
         )
+
+    def _repr(self, value: Any, size: int) -> str:
+        """Celery's `saferepr`, skipped when the plain repr is already short (most calls):
+        the arguments passed `check_json`, so their repr is plain data."""
+        text = repr(value) if len(value) <= 8 else ""
+        if text and len(text) <= size:
+            return text
+        return str(saferepr(value, size, maxlevels=self._repr_levels))
 
     # -- the pipelined path (RabbitMQ with confirms) ------------------------------------
 

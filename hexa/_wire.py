@@ -44,23 +44,58 @@ def writable(route: Mapping[str, Any]) -> bool:
     return route.keys() <= ROUTE_KEYS and isinstance(route.get("queue"), Queue | None)
 
 
-def outgoing(app: Celery, name: str, task_message: Any, route: Mapping[str, Any]) -> Outgoing:
-    """Celery's task message (`create_task_message`) as an AMQP message, signals fired."""
-    headers, properties, body, _ = task_message
-    queue = route.get("queue") or app.amqp.default_queue
-    exchange, routing_key = _destination(app, queue, route)
-    for option in ("priority", "expiration"):
-        if route.get(option) is not None:
-            properties[option] = route[option]
-    declare = None if isinstance(queue, Broadcast) else queue
-    if signals.before_task_publish.receivers:
-        signals.before_task_publish.send(
-            sender=name, body=body, exchange=exchange, routing_key=routing_key,
-            declare=[declare] if declare else [], headers=headers, properties=properties,
-            retry_policy=dict(app.conf.task_publish_retry_policy),
+@attrs.frozen
+class Wire:
+    """What an app's configuration says about every message, read once (not per message)."""
+
+    app: Celery
+    serializer: str
+    delivery_mode: Any
+    retry_policy: Mapping[str, Any]
+
+    @classmethod
+    def of(cls, app: Celery) -> Wire:
+        conf = app.conf
+        return cls(
+            app, conf.task_serializer, conf.task_default_delivery_mode,
+            dict(conf.task_publish_retry_policy or {}),
         )  # fmt: skip
-    message = _amqp_message(app, queue, body, headers, properties)
-    return Outgoing(name, headers["id"], message, exchange, routing_key, declare, body, headers)
+
+    def outgoing(self, name: str, task_message: Any, route: Mapping[str, Any]) -> Outgoing:
+        """Celery's task message (`create_task_message`) as an AMQP message, signals fired."""
+        headers, properties, body, _ = task_message
+        queue = route.get("queue") or self.app.amqp.default_queue
+        exchange, routing_key = _destination(self.app, queue, route)
+        for option in ("priority", "expiration"):
+            if route.get(option) is not None:
+                properties[option] = route[option]
+        declare = None if isinstance(queue, Broadcast) else queue
+        if signals.before_task_publish.receivers:
+            signals.before_task_publish.send(
+                sender=name, body=body, exchange=exchange, routing_key=routing_key,
+                declare=[declare] if declare else [], headers=headers, properties=properties,
+                retry_policy=dict(self.retry_policy),
+            )  # fmt: skip
+        message = self._amqp_message(queue, body, headers, properties)
+        return Outgoing(name, headers["id"], message, exchange, routing_key, declare, body, headers)
+
+    def _amqp_message(
+        self, queue: Queue, body: Any, headers: dict[str, Any], properties: dict[str, Any]
+    ) -> amqp.Message:
+        content_type, encoding, payload = dumps(body, serializer=self.serializer)
+        mode = getattr(queue.exchange, "delivery_mode", None) or self.delivery_mode
+        extra = {k: v for k, v in properties.items() if k not in ("priority", "expiration")}
+        extra["delivery_mode"] = _DELIVERY_MODES.get(mode, mode)
+        if properties.get("expiration") is not None:  # seconds, as kombu's producer takes them
+            extra["expiration"] = str(int(float(properties["expiration"]) * 1000))
+        return amqp.Message(
+            payload,
+            priority=properties.get("priority"),
+            content_type=content_type,
+            content_encoding=encoding,
+            application_headers=headers,
+            **extra,
+        )
 
 
 def _destination(app: Celery, queue: Queue, route: Mapping[str, Any]) -> tuple[str, str]:
@@ -72,25 +107,6 @@ def _destination(app: Celery, queue: Queue, route: Mapping[str, Any]) -> tuple[s
     name = getattr(exchange, "name", exchange) or queue.exchange.name or app.amqp.default_exchange
     rkey = routing_key or queue.routing_key or app.conf.task_default_routing_key
     return str(getattr(name, "name", name)), str(rkey)
-
-
-def _amqp_message(
-    app: Celery, queue: Queue, body: Any, headers: dict[str, Any], properties: dict[str, Any]
-) -> amqp.Message:
-    content_type, encoding, payload = dumps(body, serializer=app.conf.task_serializer)
-    mode = getattr(queue.exchange, "delivery_mode", None) or app.conf.task_default_delivery_mode
-    extra = {k: v for k, v in properties.items() if k not in ("priority", "expiration")}
-    extra["delivery_mode"] = _DELIVERY_MODES.get(mode, mode)
-    if properties.get("expiration") is not None:  # seconds, as kombu's producer takes them
-        extra["expiration"] = str(int(float(properties["expiration"]) * 1000))
-    return amqp.Message(
-        payload,
-        priority=properties.get("priority"),
-        content_type=content_type,
-        content_encoding=encoding,
-        application_headers=headers,
-        **extra,
-    )
 
 
 def after_publish(sent: Outgoing) -> None:
