@@ -31,7 +31,9 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         # Tasks must therefore be idempotent (the seed says so too).
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
-        "worker_prefetch_multiplier": 4,
+        # Celery's own prefetch: reserved messages stay unacknowledged until their task ran,
+        # so a worker that dies has them redelivered (HEXA_PREFETCH_MULTIPLIER=1: long tasks).
+        "worker_prefetch_multiplier": settings.prefetch_multiplier,
         # Nothing the worker cannot run is dropped: it goes to `<default queue>.dead`.
         "worker_consumer": "hexa._dead_consumer:DeadLetterConsumer",
         "broker_connection_retry_on_startup": True,
