@@ -161,6 +161,8 @@ class Bench:
         if system in ("dramatiq", "taskiq"):
             argv = peer_argv(system, inflight)
             env["RABBITMQ_URL"] = vhost_url(self.broker)
+            if inflight:
+                env["BENCH_PREFETCH"] = str(inflight)
         elif inflight:
             options = {"pool": "threads", "concurrency": inflight, **options}
         root = options.pop("root", self.project)

@@ -287,7 +287,8 @@ def io_side_by_side(bench: Bench) -> None:
         samples(sides, "wall"),
         rate=True,
         note="raw Celery: threads pool of 64 awaiting on one persistent anyio portal; "
-        f"Dramatiq: AsyncIO middleware, 64 threads; taskiq: --max-async-tasks 64; "
+        f"Dramatiq: AsyncIO middleware, 64 threads; taskiq: --max-async-tasks 64 (and its "
+        "broker's prefetch raised from 10 to 64); "
         f"hexa: {sides[-1].label}",
     )
     rate.target = Target("Dramatiq", ">=", 1.0)

@@ -93,7 +93,7 @@ def inflight_line(
         samples(sides, "wall"),
         rate=True,
         note="Dramatiq: AsyncIO middleware, 64 threads whatever N; taskiq: "
-        "--max-async-tasks N; hexa: --pool asyncio --concurrency N",
+        "--max-async-tasks N, broker prefetch N; hexa: --pool asyncio --concurrency N",
     )
     if missing:
         row.missing = {"hexa": missing}

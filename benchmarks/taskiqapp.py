@@ -31,10 +31,17 @@ async def io_wait(seconds: float) -> int:
     return 1
 
 
-def build(queue: str, broker_url: str, backend_url: str) -> tuple[Any, dict[str, Any]]:
-    """(broker with its result backend, tasks by name) for one queue."""
+def build(
+    queue: str, broker_url: str, backend_url: str, qos: int = 10
+) -> tuple[Any, dict[str, Any]]:
+    """(broker with its result backend, tasks by name) for one queue.
+
+    `qos` is taskiq-aio-pika's prefetch (10 by default): with more tasks in flight
+    (`--max-async-tasks N`) the worker raises it to N, or N would never be reached.
+    """
     broker: Any = AioPikaBroker(
         url=broker_url,
+        qos=qos,
         exchange=Exchange(name=queue),
         task_queues=[Queue(name=queue)],
         dead_letter_queue=Queue(name=f"{queue}.dead_letter"),
@@ -48,5 +55,8 @@ def build(queue: str, broker_url: str, backend_url: str) -> tuple[Any, dict[str,
 
 if os.environ.get("BENCH_QUEUE"):  # the worker side: `taskiq worker taskiqapp:broker`
     broker, tasks = build(
-        os.environ["BENCH_QUEUE"], os.environ["RABBITMQ_URL"], os.environ["REDIS_URL"]
+        os.environ["BENCH_QUEUE"],
+        os.environ["RABBITMQ_URL"],
+        os.environ["REDIS_URL"],
+        int(os.environ.get("BENCH_PREFETCH") or 10),
     )
