@@ -56,7 +56,7 @@ def current_batch() -> Batch | None:
 
 
 @contextmanager
-def batch() -> Iterator[Batch]:
+def batch() -> Iterator[None]:
     """Send many tasks and have them all confirmed at once when the block ends.
 
     ```python
@@ -69,14 +69,13 @@ def batch() -> Iterator[Batch]:
     Nested blocks join the outer one. If the block raises, what it already sent is still
     confirmed before the exception goes on.
     """
-    outer = _current.get()
-    if outer is not None:
-        yield outer
+    if _current.get() is not None:
+        yield
         return
     active = Batch()
     token = _current.set(active)
     try:
-        yield active
+        yield
     except BaseException:
         _current.reset(token)
         active.confirm()

@@ -50,6 +50,7 @@ from hexa._batch import current_batch
 from hexa._confirms import ConfirmChannel, Ticket, failed
 from hexa._exceptions import PublishError
 from hexa._options import SendOptions
+from hexa._outbox import active_outbox
 from hexa._result import TaskResult
 from hexa._settings import DEFAULT_PUBLISH_TIMEOUT
 from hexa._wire import Outgoing, Wire, after_publish, writable
@@ -156,10 +157,7 @@ class Publisher:
         parent = self.app.current_worker_task  # a task publishing from inside a worker
         route = self._delivery(name, args, kwargs, options, default_queue, parent)
         message = self._message(task_id, name, args, kwargs, options, parent, store_result)
-        if self._pipelined and writable(route):
-            self._send_pipelined(self._wire.outgoing(name, message, route))
-        else:
-            self._send_with_kombu(name, task_id, message, route, store_result)
+        self._send_confirmed(name, task_id, message, route, store_result)
         result: TaskResult[Any] = TaskResult(task_id, self.app, task_name=name, stored=store_result)
         if parent is not None:
             parent.add_trail(result.celery_result)
@@ -222,6 +220,16 @@ class Publisher:
         if text and len(text) <= size:
             return text
         return str(saferepr(value, size, maxlevels=self._repr_levels))
+
+    def _send_confirmed(
+        self, name: str, task_id: str, message: Any, route: dict[str, Any], store_result: bool
+    ) -> None:
+        """Send one task message; return once the broker confirmed it, else `PublishError`
+        (inside `hexa.batch()`: confirmed at the block's end). The outbox relay uses it too."""
+        if self._pipelined and writable(route):
+            self._send_pipelined(self._wire.outgoing(name, message, route))
+        else:
+            self._send_with_kombu(name, task_id, message, route, store_result)
 
     # -- the pipelined path (RabbitMQ with confirms) ------------------------------------
 
@@ -381,9 +389,11 @@ def publish(
     store_result: bool = True,
 ) -> TaskResult[Any]:
     """Publish a checked call as a plain Celery message any Celery worker accepts."""
-    return publisher(app or current_app()).publish(
-        name, args, kwargs, options, default_queue, store_result
-    )
+    found = publisher(app or current_app())
+    outbox = active_outbox()  # inside `with outbox(session)`: a row of that transaction
+    if outbox is not None:
+        return outbox.store(found, name, args, kwargs, options, default_queue, store_result)
+    return found.publish(name, args, kwargs, options, default_queue, store_result)
 
 
 def _publish_timeout(app: Celery) -> float:

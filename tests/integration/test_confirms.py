@@ -15,6 +15,7 @@ from kombu import Connection
 
 import hexa
 from hexa import TaskResult, module_task
+from hexa._batch import current_batch
 from hexa._publisher import publisher
 
 pytestmark = pytest.mark.integration
@@ -45,13 +46,16 @@ class TestBatch:
         assert len({r.id for r in results}) == 300
 
     def test_nested_blocks_confirm_with_the_outer_one(self, client: Celery, queue: str) -> None:
-        with hexa.batch() as outer:
+        with hexa.batch():
             add.send(1, 1)
-            with hexa.batch() as inner:
+            outer = current_batch()
+            with hexa.batch():
                 add.send(2, 2)
-            assert inner is outer
+                assert current_batch() is outer
+            assert outer is not None
             assert len(outer.pending) == 2  # nothing confirmed yet: the outer block does it
         assert outer.pending == []
+        assert current_batch() is None
         assert queued(client, queue) == 3
 
     def test_a_block_that_raises_still_confirms_what_it_sent(
