@@ -42,7 +42,7 @@ class Row:
 def spread(values: Sequence[float]) -> str:
     if not values:
         return ""
-    return f"{min(values):.2f}-{max(values):.2f}"
+    return f"{min(values):.3g}-{max(values):.3g}"
 
 
 Samples = Sequence[tuple[float, float]]  # per round: (cost in seconds, units done)

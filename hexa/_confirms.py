@@ -113,7 +113,7 @@ class ConfirmChannel:
                 self._declared.add(hash(queue))
 
     def _open(self) -> None:
-        self._close_quietly()
+        self._drop(graceful=False)
         conn = self._connect()
         channel = conn.default_channel
         channel.confirm_select()
@@ -167,8 +167,10 @@ class ConfirmChannel:
             conn.drain_events(timeout=max(0.01, min(_READ_SLICE, deadline - time.monotonic())))
         except TimeoutError:
             return
-        except BaseException as error:
+        except BaseException as error:  # an interrupted read leaves half a frame: drop it
             self._fail_all(error)
+            if not isinstance(error, Exception):
+                raise
 
     def _as_reader(
         self,
@@ -206,21 +208,22 @@ class ConfirmChannel:
                 ticket.done, ticket.error = True, error
             self._pending = {}
             self._cond.notify_all()
-        self._close_quietly()
+        self._drop(graceful=False)
 
-    def _close_quietly(self) -> None:
+    def _drop(self, graceful: bool) -> None:
+        """Forget the connection; a broken one is closed without talking to the broker."""
         conn, self._conn, self._channel = self._conn, None, None
         self._declared = set()
         if conn is not None:
             with contextlib.suppress(Exception):  # already broken: nothing more to release
-                conn.close()
+                conn.close() if graceful else conn.collect()
 
     def close(self) -> None:
         """Close the connection (in the process that opened it; a forked child never does)."""
         if os.getpid() != self._owner:
             return
         with self._write:
-            self._close_quietly()
+            self._drop(graceful=True)
 
 
 def failed(error: BaseException) -> Ticket:
