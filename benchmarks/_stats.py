@@ -153,6 +153,19 @@ class Line:
             self.met = self.target.met(ratio)
 
 
+def latest(lines: Sequence[Line]) -> list[Line]:
+    """One line per (workload, measure): a later line replaces an earlier one in place."""
+    keyed = {(f.workload, f.metric): f for f in lines}
+    seen: set[tuple[str, str]] = set()
+    out = []
+    for found in lines:
+        key = (found.workload, found.metric)
+        if key not in seen:
+            seen.add(key)
+            out.append(keyed[key])
+    return out
+
+
 def per_round(samples: Samples, scale: float = 1e3, rate: bool = False) -> list[float]:
     """Each round's own value: cost per unit x scale, or units per second with `rate`."""
     return [_value([sample], scale, rate) for sample in samples]
