@@ -180,8 +180,8 @@ def sync_lines(bench: Bench, sides: Sequence[Side]) -> list[Line]:
 
 SETTINGS_NOTE = (
     "raw Celery's `@app.task` no-op both sides: 'raw Celery' with Celery's defaults (ack on "
-    "receipt, prefetch 4 per process, no publisher confirms, no task events), 'hexa' column "
-    "with hexa's settings; A/A is raw vs raw2, both with hexa's settings"
+    "receipt, prefetch 4 per process, no publisher confirms), 'hexa' column with hexa's "
+    "settings (acks late, publisher confirms); A/A is raw vs raw2, both with hexa's settings"
 )
 
 

@@ -38,7 +38,7 @@ def table(lines: Sequence[Line], facts: dict[str, str]) -> str:
         floor = found.target.value if found.target is not None else None
         if floor:
             cells += f" (floor {_fmt(floor)})"
-        name = f"{found.workload}: {found.metric} ({found.unit})"
+        name = f"{found.workload.split(',')[0].split(':')[0]}: {found.metric} ({found.unit})"
         out.append(f"| {name} | {cells} | {verdict(found)} |")
     return "\n".join([*out, END])
 
