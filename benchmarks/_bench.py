@@ -101,6 +101,7 @@ class Bench:
     rows: list[Row] = field(default_factory=list)
     lines: list[Line] = field(default_factory=list)
     named: dict[str, Worker] = field(default_factory=dict)
+    unavailable: dict[str, str] = field(default_factory=dict)  # capability -> why not
     log: Callable[[str], None] = print
 
     def __post_init__(self) -> None:

@@ -283,7 +283,9 @@ def latency(bench: Bench, sides: Sequence[Side]) -> None:
 
 
 def hexa_async_worker(bench: Bench, prefix: str, inflight: int) -> tuple[Worker, str]:
-    """`hexa worker --pool asyncio --concurrency N`, else the threads pool (and why)."""
+    """`hexa worker --pool asyncio --concurrency N`, or `NotAvailable` saying why (once a run)."""
+    if bench.unavailable.get("asyncio"):
+        raise NotAvailable(bench.unavailable["asyncio"])
     worker = bench.worker("hexa", prefix, pool="asyncio", concurrency=inflight)
     client = HexaClient(worker.queue)
     try:
@@ -291,7 +293,8 @@ def hexa_async_worker(bench: Bench, prefix: str, inflight: int) -> tuple[Worker,
     except (RuntimeError, TimeoutError) as error:
         bench.stop(worker)
         reason = str(error).strip().splitlines()[-1][:160]
-        raise NotAvailable(f"`--pool asyncio` not available: {reason}") from None
+        bench.unavailable["asyncio"] = f"`--pool asyncio` not available: {reason}"
+        raise NotAvailable(bench.unavailable["asyncio"]) from None
     return worker, "asyncio pool"
 
 
