@@ -18,6 +18,7 @@ from hexa._exceptions import (
     ServiceNotFoundError,
     TaskTimeoutError,
     UnknownTaskError,
+    WorkflowError,
 )
 from hexa._locator import ServiceLocator, service_locator
 from hexa._modules import DiscoveryReport, Module, ModuleRegistry, discover_modules
@@ -30,6 +31,7 @@ from hexa._spec import TaskSpec
 from hexa._task import AsyncTask, BaseTask, Task
 from hexa._tasks_service import TasksService
 from hexa._worker import create_celery_worker
+from hexa._workflows import Workflow, WorkflowResult, group
 
 __all__ = [
     "AsyncTask",
@@ -65,12 +67,16 @@ __all__ = [
     "TaskTimeoutError",
     "TasksService",
     "UnknownTaskError",
+    "Workflow",
+    "WorkflowError",
+    "WorkflowResult",
     "bridge",
     "build_app",
     "celery_retry_options",
     "create_celery_worker",
     "current_app",
     "discover_modules",
+    "group",
     "module_task",
     "registry",
     "remote_task",

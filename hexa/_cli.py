@@ -7,6 +7,7 @@ import json
 import os
 import sys
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from hexa._schedule import log_beat_schedule, schedule_file
 from hexa._settings import Settings
 from hexa._stubs import DEFAULT_STUBS_PATH, is_stale, render_stubs
 from hexa._worker import create_celery_worker, task_line
+from hexa._workflows.replay import prepare_replay
 
 
 def discover(loglevel: str = "WARNING") -> tuple[HexaCelery, DiscoveryReport]:
@@ -161,9 +163,7 @@ def _replay(store: DeadLetterStore, ids: list[str], everything: bool) -> int:
     if bool(ids) == everything:
         raise ValueError("hexa dead replay: give dead-letter ids, or --all (not both)")
     app = current_app()
-    replayed = store.replay(
-        None if everything else ids, forget=lambda task_id: app.AsyncResult(task_id).forget()
-    )
+    replayed = store.replay(None if everything else ids, prepare=partial(prepare_replay, app))
     for letter in replayed:
         print(f"replayed {letter.id}  {letter.task}  -> {letter.queue}")
     missing = sorted(set(ids) - {letter.id for letter in replayed})

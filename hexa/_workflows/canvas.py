@@ -1,0 +1,109 @@
+"""A workflow as Celery's canvas, published through hexa's confirmed path.
+
+Celery's `chain`, `group` and `chord` make the messages (the `chain` field, the chord body in
+each header message, group ids, the chord size in the result backend), so any Celery worker
+runs them and Flower shows them. What publishes is hexa's: each step's signature carries a
+stand-in for its task type (Celery's canvas publishes through `sig.type.apply_async`), and
+the stand-in sends through `send_confirmed`: publisher confirms, retried with the same task
+id until the publish timeout, then `PublishError`.
+
+Every step gets its task id here, before Celery sees it, so the result knows which id is
+which step and can name the one that failed.
+"""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+import attrs
+from celery import Celery, chain, group
+from celery.canvas import Signature
+from celery.result import AsyncResult as CeleryResult
+from kombu.utils.uuid import uuid
+
+from hexa._app import current_app
+from hexa._publisher import send_confirmed
+from hexa._workflows.result import PlannedStep, WorkflowResult
+from hexa._workflows.steps import Chain, Group, Node, Step, last_steps
+
+#: Connection options Celery's group passes along; each attempt takes a fresh pooled one.
+_CONNECTION_OPTIONS = ("producer", "publisher", "connection")
+
+
+class ConfirmedSender:
+    """The task type of a workflow step, as Celery's canvas sees it: it publishes confirmed."""
+
+    def __init__(self, app: Celery, name: str) -> None:
+        self.app = app
+        self.name = name
+
+    def AsyncResult(self, task_id: str) -> CeleryResult[Any]:  # Celery looks it up by this name
+        return self.app.AsyncResult(task_id)
+
+    def apply_async(
+        self, args: Any = None, kwargs: Any = None, **options: Any
+    ) -> CeleryResult[Any]:
+        for key in _CONNECTION_OPTIONS:
+            options.pop(key, None)
+        return send_confirmed(self.app, self.name, list(args or ()), dict(kwargs or {}), options)
+
+
+@attrs.define
+class _Planner:
+    """Builds the canvas, giving each step its task id and its place in the workflow."""
+
+    app: Celery
+    steps: list[PlannedStep] = attrs.field(factory=list)
+
+    def signature(self, node: Node, where: tuple[str, ...]) -> tuple[Signature[Any], list[str]]:
+        """Celery's signature for `node`, and the ids of the steps that make its result."""
+        if isinstance(node, Step):
+            return self._step(node, where)
+        if isinstance(node, Chain):
+            count = len(node.items)
+            parts = [
+                self.signature(item, (*where, f"step {i} of {count}"))
+                for i, item in enumerate(node.items, 1)
+            ]
+            return chain(*(sig for sig, _ in parts), app=self.app), parts[-1][1]
+        return self._group(node, where)
+
+    def _step(self, step: Step, where: tuple[str, ...]) -> tuple[Signature[Any], list[str]]:
+        task_id = uuid()
+        self.steps.append(PlannedStep(step.task, task_id, ", ".join(where)))
+        options = step.options.for_celery()
+        queue = options.get("queue") or step.queue
+        if queue:
+            options["queue"] = queue
+        options.update(task_id=task_id, ignore_result=not step.stored)
+        # Celery takes a task type here and publishes through its `apply_async`.
+        sender = cast(Any, ConfirmedSender(self.app, step.task))
+        return Signature(sender, step.args, dict(step.kwargs), options, app=self.app), [task_id]
+
+    def _group(self, node: Group, where: tuple[str, ...]) -> tuple[Signature[Any], list[str]]:
+        count = len(node.members)
+        parts = [
+            self.signature(member, (*where, f"member {i} of {count}"))
+            for i, member in enumerate(node.members, 1)
+        ]
+        finals = [task_id for _, ids in parts for task_id in ids]
+        members = [sig for sig, _ in parts]
+        return group(members, app=self.app, task_id=uuid()), finals
+
+
+def publish_workflow(node: Node) -> WorkflowResult[Any]:
+    """Publish `node` as Celery's canvas; the result of its last step (or of each member)."""
+    app = current_app()
+    planner = _Planner(app)
+    canvas, finals = planner.signature(node, ())
+    canvas.apply_async()
+    last = last_steps(node)
+    not_stored = [step.task for step in last if not step.stored]
+    return WorkflowResult(
+        app,
+        planner.steps,
+        finals,
+        group_id=canvas.id if isinstance(node, Group) else None,
+        stored=not not_stored,
+        name=(not_stored or [last[-1].task])[0],
+    )
