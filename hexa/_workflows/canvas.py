@@ -24,7 +24,7 @@ from kombu.utils.uuid import uuid
 from hexa._app import current_app
 from hexa._publisher import send_confirmed
 from hexa._workflows.result import PlannedStep, WorkflowResult
-from hexa._workflows.steps import Chain, Group, Node, Step, last_steps
+from hexa._workflows.steps import Group, Node, Step, last_steps
 
 #: Connection options Celery's group passes along; each attempt takes a fresh pooled one.
 _CONNECTION_OPTIONS = ("producer", "publisher", "connection")
@@ -48,6 +48,9 @@ class ConfirmedSender:
         return send_confirmed(self.app, self.name, list(args or ()), dict(kwargs or {}), options)
 
 
+Built = tuple[Signature[Any], list[str]]  # a node's signature, and its result's step ids
+
+
 @attrs.define
 class _Planner:
     """Builds the canvas, giving each step its task id and its place in the workflow."""
@@ -55,22 +58,21 @@ class _Planner:
     app: Celery
     steps: list[PlannedStep] = attrs.field(factory=list)
 
-    def signature(self, node: Node, where: tuple[str, ...]) -> tuple[Signature[Any], list[str]]:
-        """Celery's signature for `node`, and the ids of the steps that make its result."""
+    def signature(self, node: Node, where: tuple[str, ...], after: tuple[str, ...]) -> Built:
+        """Celery's signature for `node`, which runs after the steps `after` (their ids)."""
         if isinstance(node, Step):
-            return self._step(node, where)
-        if isinstance(node, Chain):
-            count = len(node.items)
-            parts = [
-                self.signature(item, (*where, f"step {i} of {count}"))
-                for i, item in enumerate(node.items, 1)
-            ]
-            return chain(*(sig for sig, _ in parts), app=self.app), parts[-1][1]
-        return self._group(node, where)
+            return self._step(node, where, after)
+        if isinstance(node, Group):
+            return self._group(node, where, after)
+        start, count, parts = len(self.steps), len(node.items), []
+        for i, item in enumerate(node.items, 1):
+            earlier = tuple(step.id for step in self.steps[start:])
+            parts.append(self.signature(item, (*where, f"step {i} of {count}"), after + earlier))
+        return chain(*(sig for sig, _ in parts), app=self.app), parts[-1][1]
 
-    def _step(self, step: Step, where: tuple[str, ...]) -> tuple[Signature[Any], list[str]]:
+    def _step(self, step: Step, where: tuple[str, ...], after: tuple[str, ...]) -> Built:
         task_id = uuid()
-        self.steps.append(PlannedStep(step.task, task_id, ", ".join(where)))
+        self.steps.append(PlannedStep(step.task, task_id, ", ".join(where), after, step.stored))
         options = step.options.for_celery()
         queue = options.get("queue") or step.queue
         if queue:
@@ -80,10 +82,10 @@ class _Planner:
         sender = cast(Any, ConfirmedSender(self.app, step.task))
         return Signature(sender, step.args, dict(step.kwargs), options, app=self.app), [task_id]
 
-    def _group(self, node: Group, where: tuple[str, ...]) -> tuple[Signature[Any], list[str]]:
+    def _group(self, node: Group, where: tuple[str, ...], after: tuple[str, ...]) -> Built:
         count = len(node.members)
         parts = [
-            self.signature(member, (*where, f"member {i} of {count}"))
+            self.signature(member, (*where, f"member {i} of {count}"), after)
             for i, member in enumerate(node.members, 1)
         ]
         finals = [task_id for _, ids in parts for task_id in ids]
@@ -95,7 +97,7 @@ def publish_workflow(node: Node) -> WorkflowResult[Any]:
     """Publish `node` as Celery's canvas; the result of its last step (or of each member)."""
     app = current_app()
     planner = _Planner(app)
-    canvas, finals = planner.signature(node, ())
+    canvas, finals = planner.signature(node, (), ())
     canvas.apply_async()
     last = last_steps(node)
     not_stored = [step.task for step in last if not step.stored]

@@ -33,6 +33,8 @@ class PlannedStep:
     task: str
     id: str
     where: str  # "step 2 of 3", "step 1 of 2, member 4 of 50"; "" for a one-step workflow
+    after: tuple[str, ...] = ()  # ids of the steps it runs after (its result's ancestors)
+    stored: bool = True  # False for a `-> None` step: it stays PENDING after success
 
     @property
     def label(self) -> str:
@@ -124,15 +126,32 @@ class WorkflowResult(TaskResult[R]):
             return value
 
     def _raise_first_failure(self) -> None:
-        """Raise `WorkflowError` for the first step (in run order) that failed for good."""
-        still = []
+        """Raise `WorkflowError` for the step that failed, once one is seen failed for good."""
+        still: list[PlannedStep] = []
         for step in self._pending:
             state = self._state(step.id)
             if state in states.PROPAGATE_STATES:
-                raise self._failure(step)
+                raise self._failure(self._culprit(step))
             if state != states.SUCCESS:
                 still.append(step)
         self._pending = still
+
+    def _culprit(self, failed: PlannedStep) -> PlannedStep:
+        """The step whose failure `failed` shows: itself, or the step it ran after that failed.
+
+        Celery copies a step's failure onto the rest of its chain and fails a chord's callback
+        for a header task's failure. The step that failed first may read RETRY: with a retry
+        delay of 0, Celery can store a retry's RETRY after the retried run's FAILURE.
+        """
+        earlier = [step for step in self._steps if step.id in set(failed.after)]
+        found = [(step, self._state(step.id)) for step in earlier]
+        for step, state in found:
+            if state in states.PROPAGATE_STATES:
+                return step
+        for step, state in found:
+            if step.stored and state != states.SUCCESS:
+                return step
+        return failed
 
     def _failure(self, step: PlannedStep) -> WorkflowError:
         error = self._result(step.id).result

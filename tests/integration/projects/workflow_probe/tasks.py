@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import anyio
+import structlog
 
 from hexa import FixedDelay, module_task
 
@@ -55,6 +56,8 @@ def fragile(x: int) -> int:
 
 @module_task(module=MODULE)
 def slow_square(x: int, seconds: float = 0.0) -> int:
+    """Logs `probe.started` (with its task id) first, so a test sees what was in flight."""
+    structlog.get_logger().info("probe.started", x=x)
     time.sleep(seconds)
     return x * x
 
