@@ -16,7 +16,7 @@ from hexa import DispatchError, WorkflowError, WorkflowResult, group, module_tas
 from hexa._dead_letters import DeadLetter
 from hexa._workflows.replay import rerun_ids, workflow_fields
 from hexa._workflows.result import PlannedStep
-from hexa.testing import memory_settings
+from hexa.testing import in_process_worker, memory_settings
 
 
 @module_task(module="unit_flows")
@@ -44,7 +44,13 @@ def keyword_only(*, value: int) -> int:
     return value
 
 
+@module_task(module="unit_flows")
+def refuse(value: int) -> int:
+    raise ValueError(f"refused {value}")
+
+
 registry.remove_module("unit_flows")  # keep the shared registry as other tests expect it
+FLOWS = (add, render, total, audit, keyword_only, refuse)
 
 Sent = list[tuple[str, list[Any], dict[str, Any], dict[str, Any]]]
 
@@ -285,3 +291,27 @@ class TestDeadLettersOfWorkflowSteps:
     def test_a_plain_dead_letter_reruns_itself_only(self) -> None:
         letter = DeadLetter(id="z", task="m.t", reason="r", when="w", queue="q", body="not json")
         assert rerun_ids(letter) == ["z"]
+
+
+@pytest.fixture
+def worker() -> Iterator[None]:
+    """hexa.testing's in-process worker (a real Celery worker thread, in-memory broker)."""
+    for task in FLOWS:
+        registry.add(task)
+    try:
+        with in_process_worker(None, pool="threads", concurrency=4):
+            yield
+    finally:
+        registry.remove_module("unit_flows")
+
+
+class TestOnTheInProcessWorker:
+    def test_chain_group_and_chord_run(self, worker: None) -> None:
+        assert add.s(1, 2).then(add, 3).then(render, "=").send().get(timeout=10) == "=6"
+        assert group(add.s(1, 2), add.s(3, 4)).send().get(timeout=10) == [3, 7]
+        assert group(*(add.s(i, i) for i in range(10))).then(total).send().get(timeout=10) == 90
+
+    def test_a_failing_step_is_named(self, worker: None) -> None:
+        with pytest.raises(WorkflowError, match=r"unit_flows\.refuse \(step 2 of 3\)") as caught:
+            add.s(1, 2).then(refuse).then(add, 1).send().get(timeout=10)
+        assert isinstance(caught.value.__cause__, ValueError)
