@@ -1,9 +1,13 @@
-"""hexa: decorate plain functions in your modules; one Celery worker runs them all."""
+"""hexa: decorate plain functions in your modules; one Celery worker runs them all.
 
-from hexa._app import build_app, current_app, use_app
-from hexa._bridge import EventLoopBridge, bridge
+Every name below is public API, described in docs/api.md; anything else (the `hexa._*`
+modules) is internal and may change.
+"""
+
+from hexa._app import HexaCelery, build_app, current_app, use_app
 from hexa._dead_letters import DeadLetter, DeadLetterStore
 from hexa._decorator import module_task
+from hexa._definitions import TaskDefinition
 from hexa._exceptions import (
     ConfigurationError,
     DiscoveryError,
@@ -17,21 +21,21 @@ from hexa._exceptions import (
     ResultBackendError,
     ServiceNotFoundError,
     TaskTimeoutError,
+    UnknownOptionError,
     UnknownTaskError,
     WorkflowError,
 )
 from hexa._locator import ServiceLocator, service_locator
 from hexa._modules import DiscoveryReport, Module, ModuleRegistry, discover_modules
-from hexa._registry import Registry, registry
+from hexa._registry import registry
 from hexa._remote import RemoteTask, remote_task
 from hexa._result import ResultNotStoredError, TaskResult
 from hexa._retry import Backoff, FixedDelay, RetryPolicy, celery_retry_options, retry_delay
 from hexa._settings import Settings
-from hexa._spec import TaskSpec
 from hexa._task import AsyncTask, BaseTask, Task
 from hexa._tasks_service import TasksService
 from hexa._worker import create_celery_worker
-from hexa._workflows import Workflow, WorkflowResult, group
+from hexa._workflows import Workflow, WorkflowResult, WorkflowStep, group
 
 __all__ = [
     "AsyncTask",
@@ -44,8 +48,8 @@ __all__ = [
     "DiscoveryReport",
     "DispatchError",
     "DuplicateTaskError",
-    "EventLoopBridge",
     "FixedDelay",
+    "HexaCelery",
     "HexaError",
     "InvalidPolicyError",
     "InvalidTaskConfigError",
@@ -53,7 +57,6 @@ __all__ = [
     "ModuleImportError",
     "ModuleRegistry",
     "PublishError",
-    "Registry",
     "RemoteTask",
     "ResultBackendError",
     "ResultNotStoredError",
@@ -62,15 +65,16 @@ __all__ = [
     "ServiceNotFoundError",
     "Settings",
     "Task",
+    "TaskDefinition",
     "TaskResult",
-    "TaskSpec",
     "TaskTimeoutError",
     "TasksService",
+    "UnknownOptionError",
     "UnknownTaskError",
     "Workflow",
     "WorkflowError",
     "WorkflowResult",
-    "bridge",
+    "WorkflowStep",
     "build_app",
     "celery_retry_options",
     "create_celery_worker",

@@ -14,6 +14,7 @@ from typing import Any
 from celery.result import AsyncResult
 
 from hexa._app import HexaCelery, current_app
+from hexa._beat import log_beat_schedule, schedule_file
 from hexa._cli_errors import explain
 from hexa._cli_help import polish
 from hexa._dead_letters import DeadLetter, DeadLetterStore, dead_queue_name
@@ -21,7 +22,6 @@ from hexa._locator import service_locator
 from hexa._logging import configure_logging
 from hexa._modules import TASKS_SERVICE, DiscoveryReport, ModuleRegistry, discover_modules
 from hexa._reload import is_reload_child, run_with_reload
-from hexa._schedule import log_beat_schedule, schedule_file
 from hexa._settings import Settings
 from hexa._stubs import DEFAULT_STUBS_PATH, is_stale, render_stubs
 from hexa._worker import create_celery_worker, task_line
@@ -60,17 +60,17 @@ def cmd_worker(args: argparse.Namespace) -> int:
     if args.reload and not is_reload_child():
         configure_logging(level=args.loglevel)
         return run_with_reload(args.argv)
-    app, _ = discover(args.loglevel)
+    app, report = discover(args.loglevel)
     if args.beat:
-        log_beat_schedule(app.hexa_definitions)
+        log_beat_schedule(report.tasks)
     app.worker_main(worker_argv(args, app.hexa_settings))
     return 0
 
 
 def cmd_beat(args: argparse.Namespace) -> int:
     """Celery Beat with the discovered schedule; its state file lives under `.hexa/`."""
-    app, _ = discover(args.loglevel)
-    log_beat_schedule(app.hexa_definitions)
+    app, report = discover(args.loglevel)
+    log_beat_schedule(report.tasks)
     app.start(
         ["beat", f"--loglevel={args.loglevel}", f"--schedule={schedule_file(app.hexa_settings)}"]
     )
@@ -78,18 +78,18 @@ def cmd_beat(args: argparse.Namespace) -> int:
 
 
 def cmd_tasks(args: argparse.Namespace) -> int:
-    app, report = discover()
+    _, report = discover()
     for name, path in report.modules.items():
         print(f"module  {name}  {path}")
     for service, module in report.services.items():
         print(f"service {service}  (module {module})")
-    for definition in app.hexa_definitions:
+    for definition in report.tasks:
         print(f"task    {task_line(definition)}")
     for note in report.skipped:
         print(f"skipped {note}")
     for note in report.near_misses:
         print(f"near miss: {note}")
-    print(f"total   {len(app.hexa_definitions)} tasks")
+    print(f"total   {len(report.tasks)} tasks")
     return 0
 
 
@@ -189,8 +189,8 @@ def _add_dead(commands: Any) -> None:
 
 
 def cmd_stubs(args: argparse.Namespace) -> int:
-    app, _ = discover()
-    text = render_stubs(app.hexa_definitions)
+    _, report = discover()
+    text = render_stubs(report.tasks)
     if args.out == "-":
         print(text, end="")
         return 0
@@ -202,7 +202,7 @@ def cmd_stubs(args: argparse.Namespace) -> int:
         print(f"{path} is up to date")
         return 0
     path.write_text(text, encoding="utf-8")
-    print(f"wrote {path} ({len(app.hexa_definitions)} tasks)")
+    print(f"wrote {path} ({len(report.tasks)} tasks)")
     return 0
 
 

@@ -23,7 +23,7 @@ from kombu.utils.uuid import uuid
 
 from hexa._app import current_app
 from hexa._publisher import send_confirmed
-from hexa._workflows.result import PlannedStep, WorkflowResult
+from hexa._workflows.result import WorkflowResult, WorkflowStep
 from hexa._workflows.steps import Group, Node, Step, last_steps
 
 #: Connection options Celery's group passes along; each attempt takes a fresh pooled one.
@@ -56,7 +56,7 @@ class _Planner:
     """Builds the canvas, giving each step its task id and its place in the workflow."""
 
     app: Celery
-    steps: list[PlannedStep] = attrs.field(factory=list)
+    steps: list[WorkflowStep] = attrs.field(factory=list)
 
     def signature(self, node: Node, where: tuple[str, ...], after: tuple[str, ...]) -> Built:
         """Celery's signature for `node`, which runs after the steps `after` (their ids)."""
@@ -72,7 +72,7 @@ class _Planner:
 
     def _step(self, step: Step, where: tuple[str, ...], after: tuple[str, ...]) -> Built:
         task_id = uuid()
-        self.steps.append(PlannedStep(step.task, task_id, ", ".join(where), after, step.stored))
+        self.steps.append(WorkflowStep(step.task, task_id, ", ".join(where), after, step.stored))
         options = step.options.for_celery()
         queue = options.get("queue") or step.queue
         if queue:

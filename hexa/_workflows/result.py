@@ -27,7 +27,7 @@ _CHECK_EVERY = 1.0
 
 
 @attrs.frozen
-class PlannedStep:
+class WorkflowStep:
     """One step as published: its task, its task id, and where it sits in the workflow."""
 
     task: str
@@ -49,7 +49,7 @@ class WorkflowResult(TaskResult[R]):
     def __init__(
         self,
         app: Celery,
-        steps: list[PlannedStep],
+        steps: list[WorkflowStep],
         finals: list[str],
         *,
         group_id: str | None = None,
@@ -63,7 +63,7 @@ class WorkflowResult(TaskResult[R]):
         self._pending = list(steps)  # steps not yet seen succeed
 
     @property
-    def steps(self) -> list[PlannedStep]:
+    def steps(self) -> list[WorkflowStep]:
         """Every step with its task id, in the order they can run."""
         return list(self._steps)
 
@@ -127,7 +127,7 @@ class WorkflowResult(TaskResult[R]):
 
     def _raise_first_failure(self) -> None:
         """Raise `WorkflowError` for the step that failed, once one is seen failed for good."""
-        still: list[PlannedStep] = []
+        still: list[WorkflowStep] = []
         for step in self._pending:
             state = self._state(step.id)
             if state in states.PROPAGATE_STATES:
@@ -136,7 +136,7 @@ class WorkflowResult(TaskResult[R]):
                 still.append(step)
         self._pending = still
 
-    def _culprit(self, failed: PlannedStep) -> PlannedStep:
+    def _culprit(self, failed: WorkflowStep) -> WorkflowStep:
         """The step whose failure `failed` shows: itself, or the step it ran after that failed.
 
         Celery copies a step's failure onto the rest of its chain and fails a chord's callback
@@ -153,7 +153,7 @@ class WorkflowResult(TaskResult[R]):
                 return step
         return failed
 
-    def _failure(self, step: PlannedStep) -> WorkflowError:
+    def _failure(self, step: WorkflowStep) -> WorkflowError:
         error = self._result(step.id).result
         cause = error if isinstance(error, BaseException) else None
         described = f"{type(error).__name__}: {error}" if cause else repr(error)

@@ -6,50 +6,59 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import pytest
 from celery import states
 
 import hexa
-from hexa import DispatchError, WorkflowError, WorkflowResult, group, module_task, registry
+from hexa import DispatchError, WorkflowError, WorkflowResult, group, registry
 from hexa._dead_letters import DeadLetter
+from hexa._spec import TaskSpec
+from hexa._task import Task
 from hexa._workflows.replay import rerun_ids, workflow_fields
-from hexa._workflows.result import PlannedStep
+from hexa._workflows.result import WorkflowStep
 from hexa.testing import in_process_worker, memory_settings
 
+P = ParamSpec("P")
+R = TypeVar("R")
 
-@module_task(module="unit_flows")
-def add(x: int, y: int) -> int:
+
+def _add(x: int, y: int) -> int:
     return x + y
 
 
-@module_task(module="unit_flows", queue="slow")
-def render(value: int, prefix: str = "") -> str:
+def _render(value: int, prefix: str = "") -> str:
     return f"{prefix}{value}"
 
 
-@module_task(module="unit_flows")
-def total(values: list[int]) -> int:
+def _total(values: list[int]) -> int:
     return sum(values)
 
 
-@module_task(module="unit_flows")
-def audit(value: object) -> None:
+def _audit(value: object) -> None:
     print(value)
 
 
-@module_task(module="unit_flows")
-def keyword_only(*, value: int) -> int:
+def _keyword_only(*, value: int) -> int:
     return value
 
 
-@module_task(module="unit_flows")
-def refuse(value: int) -> int:
+def _refuse(value: int) -> int:
     raise ValueError(f"refused {value}")
 
 
-registry.remove_module("unit_flows")  # keep the shared registry as other tests expect it
+def _task(func: Callable[P, R], queue: str | None = None) -> Task[P, R]:
+    """What @module_task(module="unit_flows") makes, kept out of the registry tests share."""
+    return Task(TaskSpec(func=func, module="unit_flows", name=func.__name__[1:], queue=queue))
+
+
+add = _task(_add)
+render = _task(_render, queue="slow")
+total = _task(_total)
+audit = _task(_audit)
+keyword_only = _task(_keyword_only)
+refuse = _task(_refuse)
 FLOWS = (add, render, total, audit, keyword_only, refuse)
 
 Sent = list[tuple[str, list[Any], dict[str, Any], dict[str, Any]]]
@@ -186,7 +195,7 @@ class TestWhatIsPublished:
         assert workflow.send().id != workflow.send().id
 
 
-ResultWith = Callable[[dict[str, str], list[PlannedStep]], WorkflowResult[Any]]
+ResultWith = Callable[[dict[str, str], list[WorkflowStep]], WorkflowResult[Any]]
 
 
 @pytest.fixture
@@ -195,7 +204,7 @@ def result_with(monkeypatch: pytest.MonkeyPatch) -> ResultWith:
     found: dict[str, str] = {}
     monkeypatch.setattr(WorkflowResult, "_state", lambda self, task_id: found[task_id])
 
-    def make(states_by_id: dict[str, str], steps: list[PlannedStep]) -> WorkflowResult[Any]:
+    def make(states_by_id: dict[str, str], steps: list[WorkflowStep]) -> WorkflowResult[Any]:
         found.update(states_by_id)
         app = hexa.build_app(memory_settings())
         return WorkflowResult(app, steps, [steps[-1].id], name=steps[-1].task)
@@ -205,9 +214,9 @@ def result_with(monkeypatch: pytest.MonkeyPatch) -> ResultWith:
 
 class TestTheFailedStepIsNamed:
     steps = [
-        PlannedStep("m.add", "a", "step 1 of 3"),
-        PlannedStep("m.fragile", "f", "step 2 of 3", after=("a",)),
-        PlannedStep("m.double", "d", "step 3 of 3", after=("a", "f")),
+        WorkflowStep("m.add", "a", "step 1 of 3"),
+        WorkflowStep("m.fragile", "f", "step 2 of 3", after=("a",)),
+        WorkflowStep("m.double", "d", "step 3 of 3", after=("a", "f")),
     ]
 
     def test_the_step_that_failed_not_the_one_celery_copied_its_failure_to(
@@ -246,8 +255,8 @@ class TestTheFailedStepIsNamed:
 
     def test_a_none_step_is_never_blamed_for_staying_pending(self, result_with: ResultWith) -> None:
         steps = [
-            PlannedStep("m.audit", "n", "step 1 of 2", stored=False),
-            PlannedStep("m.next", "x", "step 2 of 2", after=("n",)),
+            WorkflowStep("m.audit", "n", "step 1 of 2", stored=False),
+            WorkflowStep("m.next", "x", "step 2 of 2", after=("n",)),
         ]
         result = result_with({"n": states.PENDING, "x": states.FAILURE}, steps)
         with pytest.raises(WorkflowError) as caught:
@@ -297,12 +306,9 @@ class TestDeadLettersOfWorkflowSteps:
 def worker() -> Iterator[None]:
     """hexa.testing's in-process worker (a real Celery worker thread, in-memory broker)."""
     for task in FLOWS:
-        registry.add(task)
-    try:
-        with in_process_worker(None, pool="threads", concurrency=4):
-            yield
-    finally:
-        registry.remove_module("unit_flows")
+        registry.add(task)  # the unit tests' conftest restores the registry afterwards
+    with in_process_worker(None, pool="threads", concurrency=4):
+        yield
 
 
 class TestOnTheInProcessWorker:
