@@ -23,8 +23,16 @@ from kombu import Connection
 
 import hexa
 import hexa._app
-from hexa import ResultNotStoredError, WorkflowError, WorkflowResult, group, remote_task
+from hexa import (
+    PublishError,
+    ResultNotStoredError,
+    WorkflowError,
+    WorkflowResult,
+    group,
+    remote_task,
+)
 from hexa._dead_letters import DeadLetter, DeadLetterStore
+from tests.chaos.services import free_port
 from tests.conftest import StartWorker
 from tests.integration.projects.workflow_probe.tasks import (
     BROKEN_ENV,
@@ -226,6 +234,26 @@ class TestGroupsAndChords:
         inner = group(add.s(1, 1), add.s(2, 2)).then(total)
         result = group(inner, add.s(5, 5)).then(total).then(double).send()
         assert result.get(timeout=30) == ((2 + 4) + 10) * 2
+
+
+class TestPublishing:
+    def test_without_a_broker_send_raises_publish_error_at_the_deadline(
+        self, redis_url: str
+    ) -> None:
+        env = {
+            "RABBITMQ_URL": f"amqp://guest:guest@127.0.0.1:{free_port()}//",  # nobody there
+            "REDIS_URL": redis_url,
+            "HEXA_PUBLISH_TIMEOUT": "1",
+        }
+        workflows = [
+            add.s(1, 2).then(double),
+            group(add.s(1, 2), add.s(3, 4)),
+            group(add.s(1, 2), add.s(3, 4)).then(total),
+        ]
+        with publishing(env):
+            for workflow in workflows:
+                with pytest.raises(PublishError, match=r"workflow_probe\.add: the broker at"):
+                    workflow.send()
 
 
 class TestFailures:
