@@ -30,6 +30,17 @@ from hexa._workflows.steps import Group, Node, Step, last_steps
 _CONNECTION_OPTIONS = ("producer", "publisher", "connection")
 
 
+class UnwatchedResult(CeleryResult[Any]):
+    """A step's result as Celery's group keeps it: `then()` does not subscribe to it.
+
+    Celery's group subscribes to every member's result at publish to fulfil a promise no one
+    here uses; `WorkflowResult` subscribes when someone waits.
+    """
+
+    def then(self, callback: Any, on_error: Any = None, weak: bool = False) -> Any:
+        return self.on_ready.then(callback, on_error)
+
+
 class ConfirmedSender:
     """The task type of a workflow step, as Celery's canvas sees it: it publishes confirmed."""
 
@@ -38,7 +49,7 @@ class ConfirmedSender:
         self.name = name
 
     def AsyncResult(self, task_id: str) -> CeleryResult[Any]:  # Celery looks it up by this name
-        return self.app.AsyncResult(task_id)
+        return UnwatchedResult(task_id, app=self.app)
 
     def apply_async(
         self, args: Any = None, kwargs: Any = None, **options: Any

@@ -37,6 +37,7 @@ from tests.conftest import StartWorker
 from tests.integration.projects.workflow_probe.tasks import (
     BROKEN_ENV,
     add,
+    count,
     describe,
     double,
     fragile,
@@ -212,11 +213,14 @@ class TestChains:
 
 class TestGroupsAndChords:
     def test_a_group_of_50_gives_the_list_in_member_order(
-        self, worker: WorkerProcess, client: Celery
+        self, worker: WorkerProcess, probe_env: dict[str, str]
     ) -> None:
-        result = group(*(add.s(i, i) for i in range(50))).send()
-        assert result.get(timeout=60) == [2 * i for i in range(50)]
-        assert (result.status, result.ready()) == ("SUCCESS", True)
+        with publishing(probe_env) as fresh:
+            result = group(*(add.s(i, i) for i in range(50))).send()
+            # Celery's canvas subscribes to each result at publish; hexa when someone waits.
+            assert fresh.backend.result_consumer._pubsub is None
+            assert result.get(timeout=60) == [2 * i for i in range(50)]
+            assert (result.status, result.ready()) == ("SUCCESS", True)
 
     def test_a_chord_sums_100_results(self, worker: WorkerProcess, client: Celery) -> None:
         result = group(*(add.s(i, 0) for i in range(100))).then(total).send()
@@ -227,6 +231,12 @@ class TestGroupsAndChords:
     ) -> None:
         workflow = group(add.s(1, 1), label.s(3))  # Workflow[list[int | str]]
         assert workflow.then(describe).send().get(timeout=20) == "list:[2, 'n=3']"
+
+    def test_members_that_store_no_result_still_complete_their_chord(
+        self, worker: WorkerProcess, client: Celery
+    ) -> None:
+        workflow = group(note.s(1), note.s(2), note.s(3))  # Workflow[list[None]], -> None tasks
+        assert workflow.then(count).send().get(timeout=20) == 3
 
     def test_chords_nest_in_groups_and_chains_go_on_after_them(
         self, worker: WorkerProcess, client: Celery

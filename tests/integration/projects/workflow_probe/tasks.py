@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import anyio
@@ -43,6 +44,11 @@ async def total(values: list[int]) -> int:
 def describe(values: list[int | str]) -> str:
     """What a chord callback receives at run time: its type and its items."""
     return f"{type(values).__name__}:{values!r}"
+
+
+@module_task(module=MODULE)
+def count(values: Sequence[object]) -> int:
+    return len(values)
 
 
 @module_task(module=MODULE, retry=FixedDelay(delay=0, max_retries=1, on=(ValueError,)))
