@@ -134,6 +134,13 @@ class TestChecksWhenAStepIsAdded:
 
 
 class TestWhatIsPublished:
+    def test_one_step_is_one_message_whose_result_is_the_workflows(self, sent: Sent) -> None:
+        result = render.s(7, prefix="n=").send()
+        [(name, args, kwargs, options)] = sent
+        assert (name, args, kwargs) == ("unit_flows.render", [7], {"prefix": "n="})
+        assert (options["task_id"], options["queue"]) == (result.id, "slow")
+        assert "chain" not in options
+
     def test_a_chain_is_one_message_carrying_the_rest(self, sent: Sent) -> None:
         result = add.s(1, 2).then(render, "n=").then(audit).send()
         assert isinstance(result, WorkflowResult)
