@@ -27,6 +27,7 @@ from hexa._exceptions import (
 )
 from hexa._locator import ServiceLocator, service_locator
 from hexa._modules import DiscoveryReport, Module, ModuleRegistry, discover_modules
+from hexa._outbox import Outbox, outbox
 from hexa._registry import registry
 from hexa._remote import RemoteTask, remote_task
 from hexa._result import ResultNotStoredError, TaskResult
@@ -56,6 +57,7 @@ __all__ = [
     "Module",
     "ModuleImportError",
     "ModuleRegistry",
+    "Outbox",
     "PublishError",
     "RemoteTask",
     "ResultBackendError",
@@ -82,6 +84,7 @@ __all__ = [
     "discover_modules",
     "group",
     "module_task",
+    "outbox",
     "registry",
     "remote_task",
     "retry_delay",
