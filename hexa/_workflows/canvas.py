@@ -22,6 +22,8 @@ from celery.result import AsyncResult as CeleryResult
 from kombu.utils.uuid import uuid
 
 from hexa._app import current_app
+from hexa._exceptions import DispatchError
+from hexa._outbox import active_outbox
 from hexa._publisher import send_confirmed
 from hexa._workflows.result import WorkflowResult, WorkflowStep
 from hexa._workflows.steps import Group, Node, Step, last_steps
@@ -106,6 +108,13 @@ class _Planner:
 
 def publish_workflow(node: Node) -> WorkflowResult[Any]:
     """Publish `node` as Celery's canvas; the result of its last step (or of each member)."""
+    if active_outbox() is not None:
+        raise DispatchError(
+            f"{node.describe()}: a workflow cannot be sent inside `with outbox(session)`: "
+            "the outbox keeps single messages, and a chord also records its size in the "
+            "result backend as it is published. Send the workflow after the commit, or send "
+            "one task through the outbox and start the workflow from that task"
+        )
     app = current_app()
     planner = _Planner(app)
     canvas, finals = planner.signature(node, (), ())

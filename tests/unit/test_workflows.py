@@ -14,6 +14,7 @@ from celery import states
 import hexa
 from hexa import DispatchError, WorkflowError, WorkflowResult, group, registry
 from hexa._dead_letters import DeadLetter
+from hexa._outbox import _active as _outbox_block
 from hexa._spec import TaskSpec
 from hexa._task import Task
 from hexa._workflows.replay import rerun_ids, workflow_fields
@@ -196,6 +197,17 @@ class TestWhatIsPublished:
         own.with_options(countdown=2).send()
         options = sent[0][3]
         assert (options["countdown"], options["priority"]) == (2, 1)
+
+    def test_inside_an_outbox_block_nothing_is_sent_and_the_error_says_why(
+        self, sent: Sent
+    ) -> None:
+        token = _outbox_block.set(object())  # type: ignore[arg-type]  # what outbox() sets
+        try:
+            with pytest.raises(DispatchError, match=r"cannot be sent inside `with outbox"):
+                add.s(1, 2).then(add, 3).send()
+        finally:
+            _outbox_block.reset(token)
+        assert sent == []
 
     def test_every_send_gets_new_task_ids(self, sent: Sent) -> None:
         workflow = add.s(1, 2).then(add, 3)
