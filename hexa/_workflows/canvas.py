@@ -108,13 +108,7 @@ class _Planner:
 
 def publish_workflow(node: Node) -> WorkflowResult[Any]:
     """Publish `node` as Celery's canvas; the result of its last step (or of each member)."""
-    if active_outbox() is not None:
-        raise DispatchError(
-            f"{node.describe()}: a workflow cannot be sent inside `with outbox(session)`: "
-            "the outbox keeps single messages, and a chord also records its size in the "
-            "result backend as it is published. Send the workflow after the commit, or send "
-            "one task through the outbox and start the workflow from that task"
-        )
+    _refuse_inside_an_outbox(node)
     app = current_app()
     planner = _Planner(app)
     canvas, finals = planner.signature(node, (), ())
@@ -129,3 +123,14 @@ def publish_workflow(node: Node) -> WorkflowResult[Any]:
         stored=not not_stored,
         name=(not_stored or [last[-1].task])[0],
     )
+
+
+def _refuse_inside_an_outbox(node: Node) -> None:
+    """`DispatchError` inside `with outbox(session)`, before anything is published."""
+    if active_outbox() is not None:
+        raise DispatchError(
+            f"{node.describe()}: a workflow cannot be sent inside `with outbox(session)`: "
+            "the outbox keeps single messages, and a chord also records its size in the "
+            "result backend as it is published. Send the workflow after the commit, or send "
+            "one task through the outbox and start the workflow from that task"
+        )
