@@ -359,11 +359,20 @@ class TestGeneratedStubs:
         flags = ["--strict", "--warn-unused-ignores"]
         checked = run(REPO, {"MYPYPATH": str(tmp_path)}, "-m", "mypy", *flags, *files)
         assert checked.returncode == 1, checked.stdout
-        errors = [line for line in checked.stdout.splitlines() if ": error:" in line]
+        # mypy's cache may replay an error under the path the same file had in an earlier run.
+        errors = [
+            (Path(where).name, message)
+            for where, _, message in (
+                line.partition(": error: ") for line in checked.stdout.splitlines()
+            )
+            if message
+        ]
         assert errors == [
-            f'{tmp_path / "wrong.py"}:3: error: Argument 1 to "then" of "Workflow" has '
-            'incompatible type "RemoteTask[[str], str]"; expected "BaseTask[[int], str]"  '
-            "[arg-type]"
+            (
+                "wrong.py:3",
+                'Argument 1 to "then" of "Workflow" has incompatible type '
+                '"RemoteTask[[str], str]"; expected "BaseTask[[int], str]"  [arg-type]',
+            )
         ]
 
 
