@@ -21,6 +21,7 @@ from vine import promise
 
 from hexa._dead_letters import DeadLetterStore, dead_queue_name, from_message
 from hexa._logging import get_logger
+from hexa._observe import dead_lettered
 from hexa._settings import Settings, redact
 
 log = get_logger()
@@ -63,6 +64,7 @@ class DeadLetterConsumer(Consumer):
             dead_queue=dead_queue_name(settings),
         )
         message.ack_log_error(_celery_log, self._errors)
+        dead_lettered(self.app, letter.task)
 
     def on_unknown_message(self, body: Any, message: Message) -> None:
         self.dead_letter(message, "not a task message: no 'task' header and no task body")

@@ -44,6 +44,7 @@ from kombu.utils.uuid import uuid
 
 from hexa._app import current_app
 from hexa._exceptions import PublishError
+from hexa._observe import observed
 from hexa._options import SendOptions
 from hexa._result import TaskResult
 from hexa._settings import DEFAULT_PUBLISH_TIMEOUT
@@ -278,6 +279,7 @@ def publisher(app: Celery) -> Publisher:
     return found
 
 
+@observed  # metrics and a producer span around each publish, when switched on
 def publish(
     name: str,
     args: Sequence[Any],
