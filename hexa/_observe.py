@@ -4,8 +4,9 @@ Nothing here imports prometheus_client or OpenTelemetry, and with neither switch
 hook is an empty check. `hexa.metrics` and `hexa.tracing` register themselves here when they
 are switched on; a task run is observed through Celery's task signals, which they connect.
 
-Tracing is on in a process when OpenTelemetry is already imported there (the application, or
-`opentelemetry-instrument`, set it up), or when the `OTEL_*` environment names an exporter.
+Tracing is on in a process when a tracer provider is set there (by the application, or by
+`opentelemetry-instrument`), or when the `OTEL_*` environment asks for exported traces. Being
+imported is not enough: redis-py imports OpenTelemetry whenever its SDK is installed.
 """
 
 from __future__ import annotations
@@ -52,8 +53,16 @@ def on_dead_letter(observer: DeadLetterObserver) -> None:
 
 
 def tracing_wanted() -> bool:
-    """OpenTelemetry in use here: imported already, or asked for by the environment."""
-    return "opentelemetry.trace" in sys.modules or any(os.environ.get(k) for k in TRACE_ENV)
+    """OpenTelemetry in use here: asked for by the environment, or a tracer provider set."""
+    return any(os.environ.get(k) for k in TRACE_ENV) or provider_set()
+
+
+def provider_set() -> bool:
+    """Whether this process set a tracer provider; never imports OpenTelemetry to find out."""
+    otel = sys.modules.get("opentelemetry.trace")
+    return otel is not None and not isinstance(
+        otel.get_tracer_provider(), otel.ProxyTracerProvider
+    )
 
 
 def start_tracing(**_: Any) -> bool:
@@ -80,7 +89,7 @@ def publishing(name: str) -> AbstractContextManager[Any]:
     """What to run around publishing one `name` message: nothing unless an observer is on."""
     if not _environment_read:
         _read_environment()
-    if not _publish and ("opentelemetry.trace" not in sys.modules or not start_tracing()):
+    if not _publish and not (provider_set() and start_tracing()):
         return _NOTHING
     if len(_publish) == 1:
         return _publish[0](name)

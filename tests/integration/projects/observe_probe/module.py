@@ -35,11 +35,14 @@ def hold(seconds: float) -> None:
     time.sleep(seconds)
 
 
+#: What the import tests look for in a worker process.
+WATCHED = ("hexa._metrics", "hexa.tracing", "opentelemetry", "prometheus_client")
+
+
 @module_task
 def loaded_modules() -> list[str]:
-    """Top-level packages of OpenTelemetry and prometheus_client this process imported."""
-    prefixes = ("opentelemetry", "prometheus_client")
-    return sorted({m.split(".")[0] for m in sys.modules if m.startswith(prefixes)})
+    """Which of `WATCHED` this pool process has imported."""
+    return [name for name in WATCHED if name in sys.modules]
 
 
 class ObserveProbeModule(Module):
