@@ -7,11 +7,13 @@ span is the current span while the task runs, on a pool thread or, for an `async
 on the event loop (the bridge runs the coroutine in a copy of the thread's context): spans the
 task opens become its children, and hexa's log lines carry `trace_id` and `span_id`.
 
-hexa switches this on by itself (see `hexa._observe`): when OpenTelemetry is already imported
-(the application set its tracer provider, or runs under `opentelemetry-instrument`), or when
+hexa switches this on by itself (see `hexa._observe`): when the process has a tracer provider
+(the application set one, or runs under `opentelemetry-instrument`), or when
 `OTEL_TRACES_EXPORTER` / `OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT` is set, in which case hexa sets
-an SDK tracer provider from the `OTEL_*` environment unless the application set one. Span
-attributes are task names, ids, queues and attempts: never arguments.
+an SDK tracer provider from the `OTEL_*` environment unless the application set one. A worker
+decides at start-up and again in each pool process (after `worker_process_init`, where apps
+often set their provider); a client at each `.send()` until it is on. Span attributes are
+task names, ids, queues and attempts: never arguments.
 """
 
 from __future__ import annotations

@@ -231,6 +231,88 @@ class TestTracesFromSendToTheTask:
         assert '"service.name": "observe-probe-worker"' in text
 
 
+def client_record(span: ReadableSpan) -> SpanRecord:
+    """A span of this process in the worker exporter's JSON form."""
+    assert span.context is not None
+    return {
+        "name": span.name,
+        "kind": span.kind.name,
+        "span_id": hex_id(span.context.span_id, 16),
+        "parent_id": hex_id(span.parent.span_id, 16) if span.parent else None,
+        "attributes": dict(span.attributes or {}),
+        "start": span.start_time,
+        "end": span.end_time,
+        "pid": None,
+    }
+
+
+def span_tree(spans: list[SpanRecord], timings: bool = False) -> str:
+    """The trace as indented lines: name, kind, where it ran, attempt and outcome."""
+    children: dict[str | None, list[SpanRecord]] = {}
+    ids = {s["span_id"] for s in spans}
+    for span in sorted(spans, key=lambda s: (s["start"], s["name"])):
+        parent = span["parent_id"] if span["parent_id"] in ids else None
+        children.setdefault(parent, []).append(span)
+    lines: list[str] = []
+
+    def walk(parent: str | None, prefix: str) -> None:
+        found = children.get(parent, [])
+        for index, span in enumerate(found):
+            last = index == len(found) - 1
+            branch = "" if parent is None else ("└─ " if last else "├─ ")
+            lines.append(prefix + branch + describe(span, timings))
+            walk(span["span_id"], prefix + ("" if parent is None else ("   " if last else "│  ")))
+
+    walk(None, "")
+    return "\n".join(lines)
+
+
+def describe(span: SpanRecord, timings: bool) -> str:
+    found = attrs(span)
+    where = "client" if span["pid"] is None else "worker"
+    text = f"{span['name']}  [{span['kind'].lower()}, {where}]"
+    if "hexa.task.attempt" in found:
+        text += f"  attempt {found['hexa.task.attempt']}: {found['hexa.task.outcome']}"
+    if timings:
+        text += f"  {(span['end'] - span['start']) / 1e6:.1f} ms"
+    return text
+
+
+@pytest.mark.usefixtures("hexa_client")
+class TestOneTrace:
+    def test_one_request_sending_three_tasks_is_the_span_tree_docs_observability_shows(
+        self,
+        trace_worker: Callable[[str], WorkerProcess],
+        spans_file: Path,
+        client_spans: InMemorySpanExporter,
+    ) -> None:
+        worker = trace_worker("prefork")
+        with tracer.start_as_current_span("POST /invoices") as root:
+            results = [sync_step.send(1), async_step.send(2), flaky_once.send(unique("hexa-k"))]
+        for result in results:
+            result.get(timeout=30)
+        trace_id = trace_of(root)
+        runs = worker_spans(
+            spans_file, trace_id, lambda spans: len(spans) == 5  # 4 runs, 1 inner span
+        )
+        mine = [client_record(s) for s in sent_spans(client_spans, trace_id).values()]
+        print("\n" + span_tree(mine + runs, timings=True))  # the picture in the docs
+        print(json.dumps(log_line(worker, "task.succeeded", results[0].id)))
+        assert span_tree(mine + runs) == EXPECTED_TREE
+
+
+EXPECTED_TREE = """\
+POST /invoices  [internal, client]
+├─ send trace_probe.sync_step  [producer, client]
+│  └─ process trace_probe.sync_step  [consumer, worker]  attempt 1: succeeded
+├─ send trace_probe.async_step  [producer, client]
+│  └─ process trace_probe.async_step  [consumer, worker]  attempt 1: succeeded
+│     └─ probe.inner  [internal, worker]
+└─ send trace_probe.flaky_once  [producer, client]
+   └─ process trace_probe.flaky_once  [consumer, worker]  attempt 1: retried
+      └─ process trace_probe.flaky_once  [consumer, worker]  attempt 2: succeeded"""
+
+
 class TestWithoutOpenTelemetry:
     """OpenTelemetry "not installed" is simulated by `tests/support/no_otel` on PYTHONPATH."""
 

@@ -48,6 +48,8 @@ def record(span: ReadableSpan) -> dict[str, object]:
         "parent_id": format(span.parent.span_id, "016x") if span.parent else None,
         "status": span.status.status_code.name,
         "attributes": dict(span.attributes or {}),
+        "start": span.start_time,
+        "end": span.end_time,
         "pid": os.getpid(),
     }
 
