@@ -27,6 +27,7 @@ import atexit
 import os
 import shutil
 import tempfile
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -49,6 +50,7 @@ METRICS_PORT_ENV = "HEXA_METRICS_PORT"
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 _PREFIX = "hexa-metrics-"
 _client: PublishMetrics | None = None
+_lock = threading.Lock()
 
 
 def metrics_port(flag: int | None, environ: dict[str, str] | None = None) -> int | None:
@@ -87,15 +89,16 @@ def enable_client_metrics(registry: CollectorRegistry | None = None) -> None:
     own `/metrics` endpoint serves. Calling it again changes nothing.
     """
     global _client
-    if _client is not None:
-        return
     from prometheus_client import REGISTRY
 
     from hexa._metrics import PublishMetrics
 
-    chosen = REGISTRY if registry is None and MULTIPROC_ENV not in os.environ else registry
-    _client = PublishMetrics(chosen)
-    _observe.on_publish(_client.observe)
+    with _lock:  # two threads' first .send() at once must not register the metrics twice
+        if _client is not None:
+            return
+        chosen = REGISTRY if registry is None and MULTIPROC_ENV not in os.environ else registry
+        _client = PublishMetrics(chosen)
+        _observe.on_publish(_client.observe)
 
 
 def _private_folder() -> Path:
