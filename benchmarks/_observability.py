@@ -207,7 +207,7 @@ def hooks_main(count: int = 20000) -> None:
     from opentelemetry import trace
     from opentelemetry.sdk.trace import TracerProvider
 
-    from hexa import _metrics, _observe, tracing
+    from hexa import _hooks, _metrics, _observe, tracing
 
     class Task:  # the part of a Celery task the hooks read
         name, request = "bench.noop", SimpleNamespace()
@@ -229,7 +229,7 @@ def hooks_main(count: int = 20000) -> None:
 
     figures = {"off": run_and_publish()}
     _metrics.WorkerMetrics().connect()
-    _observe.on_publish(_metrics.PublishMetrics(None).observe)
+    _hooks.on_publish(_metrics.PublishMetrics(None).observe)
     figures["metrics"] = run_and_publish()
     trace.set_tracer_provider(TracerProvider())
     tracing.install()

@@ -20,11 +20,11 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, mult
 from prometheus_client.exposition import start_http_server
 from prometheus_client.registry import Collector
 
-from hexa import _observe
+from hexa import _hooks
 from hexa._celery_task import HexaTask
 from hexa._exceptions import ConfigurationError
 from hexa._logging import get_logger
-from hexa.metrics import process_alive
+from hexa._metrics_folder import process_alive
 
 log = get_logger()
 
@@ -103,7 +103,7 @@ class WorkerMetrics:
         }
         for signal, receiver in receivers.items():
             signal.connect(receiver, weak=False, dispatch_uid=f"hexa.metrics.{receiver.__name__}")
-        _observe.on_dead_letter(self.dead_lettered)
+        _hooks.on_dead_letter(self.dead_lettered)
 
     def worker_init(self, sender: Any = None, **_: Any) -> None:
         """Every registered hexa task starts at 0 for every outcome (rate() needs a start)."""

@@ -46,6 +46,7 @@ from hexa._app import current_app
 from hexa._exceptions import PublishError
 from hexa._observe import observed
 from hexa._options import SendOptions
+from hexa._outbox import active_outbox
 from hexa._result import TaskResult
 from hexa._settings import DEFAULT_PUBLISH_TIMEOUT
 
@@ -113,6 +114,7 @@ class Publisher:
             self._origin = (anon_nodename(), pid)
         return self._origin[0]
 
+    @observed  # metrics and a producer span around each publish, when switched on
     def publish(
         self,
         name: str,
@@ -279,7 +281,6 @@ def publisher(app: Celery) -> Publisher:
     return found
 
 
-@observed  # metrics and a producer span around each publish, when switched on
 def publish(
     name: str,
     args: Sequence[Any],
@@ -290,9 +291,11 @@ def publish(
     store_result: bool = True,
 ) -> TaskResult[Any]:
     """Publish a checked call as a plain Celery message any Celery worker accepts."""
-    return publisher(app or current_app()).publish(
-        name, args, kwargs, options, default_queue, store_result
-    )
+    found = publisher(app or current_app())
+    outbox = active_outbox()  # inside `with outbox(session)`: a row of that transaction
+    if outbox is not None:
+        return outbox.store(found, name, args, kwargs, options, default_queue, store_result)
+    return found.publish(name, args, kwargs, options, default_queue, store_result)
 
 
 def _publish_timeout(app: Celery) -> float:

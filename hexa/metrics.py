@@ -23,16 +23,13 @@ prometheus_client (pure Python, no dependencies) is a dependency of hexa, import
 
 from __future__ import annotations
 
-import atexit
 import os
-import shutil
-import tempfile
 import threading
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-from hexa import _observe
+from hexa import _hooks
 from hexa._exceptions import ConfigurationError
+from hexa._metrics_folder import MULTIPROC_ENV, private_folder
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
@@ -47,8 +44,6 @@ __all__ = [
 ]
 
 METRICS_PORT_ENV = "HEXA_METRICS_PORT"
-MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
-_PREFIX = "hexa-metrics-"
 _client: PublishMetrics | None = None
 _lock = threading.Lock()
 
@@ -74,7 +69,7 @@ def serve_worker_metrics(port: int, addr: str = "0.0.0.0") -> int:
     gives the worker a private `PROMETHEUS_MULTIPROC_DIR` (inside the one you set, if any),
     removed when the worker exits, so prefork children's counts add up in one answer.
     """
-    path = _private_folder()
+    path = private_folder()
     from hexa import _metrics
 
     bound, _ = _metrics.serve(port, addr, path)
@@ -98,39 +93,4 @@ def enable_client_metrics(registry: CollectorRegistry | None = None) -> None:
             return
         chosen = REGISTRY if registry is None and MULTIPROC_ENV not in os.environ else registry
         _client = PublishMetrics(chosen)
-        _observe.on_publish(_client.observe)
-
-
-def _private_folder() -> Path:
-    """A fresh folder for this worker's metric files; stale ones of dead workers go first."""
-    base = os.environ.get(MULTIPROC_ENV) or None
-    _remove_stale(Path(base or tempfile.gettempdir()))
-    if base:
-        Path(base).mkdir(parents=True, exist_ok=True)
-    path = Path(tempfile.mkdtemp(prefix=f"{_PREFIX}{os.getpid()}-", dir=base))
-    os.environ[MULTIPROC_ENV] = str(path)
-    atexit.register(_remove, path, os.getpid())
-    return path
-
-
-def _remove(path: Path, owner: int) -> None:
-    if os.getpid() == owner:  # a forked child inherits this hook; only the worker removes
-        shutil.rmtree(path, ignore_errors=True)
-
-
-def _remove_stale(root: Path) -> None:
-    for folder in root.glob(f"{_PREFIX}*-*"):
-        pid = folder.name[len(_PREFIX) :].split("-", 1)[0]
-        if pid.isdigit() and not process_alive(int(pid)):
-            shutil.rmtree(folder, ignore_errors=True)
-
-
-def process_alive(pid: int) -> bool:
-    """Whether process `pid` exists (someone else's counts as alive)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+        _hooks.on_publish(_client.observe)

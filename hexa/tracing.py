@@ -7,7 +7,7 @@ span is the current span while the task runs, on a pool thread or, for an `async
 on the event loop (the bridge runs the coroutine in a copy of the thread's context): spans the
 task opens become its children, and hexa's log lines carry `trace_id` and `span_id`.
 
-hexa switches this on by itself (see `hexa._observe`): when the process has a tracer provider
+hexa switches this on by itself (`hexa._observe`): when the process has a tracer provider
 (the application set one, or runs under `opentelemetry-instrument`), or when
 `OTEL_TRACES_EXPORTER` / `OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT` is set, in which case hexa sets
 an SDK tracer provider from the `OTEL_*` environment unless the application set one. A worker
@@ -32,7 +32,7 @@ from opentelemetry import propagate, trace
 from opentelemetry.propagators.textmap import Getter
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
-from hexa import _observe
+from hexa import _hooks
 from hexa._exceptions import ConfigurationError
 from hexa._logging import get_logger
 
@@ -91,7 +91,8 @@ def _connect() -> None:
     }
     for signal, receiver in receivers.items():
         signal.connect(receiver, weak=False, dispatch_uid=f"hexa.tracing.{receiver.__name__}")
-    _observe.on_publish(producer_span)
+    _hooks.on_publish(producer_span)
+    _hooks.on_inject(inject_headers)
 
 
 # -- configuration from the environment --------------------------------------------------
@@ -103,7 +104,7 @@ def configure_from_environment() -> bool:
     Exporters are found by name like the SDK's own auto-configuration does (entry points
     `opentelemetry_traces_exporter`: `otlp`, `console`, ...), each behind a batch processor.
     """
-    asked = any(os.environ.get(k) for k in _observe.TRACE_ENV)
+    asked = any(os.environ.get(k) for k in _hooks.TRACE_ENV)
     disabled = os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true"
     if not asked or disabled or not _provider_unset():
         return False
@@ -157,6 +158,11 @@ def producer_span(name: str) -> Iterator[None]:
             yield
         finally:
             _sending.reset(token)
+
+
+def inject_headers(headers: dict[str, Any]) -> None:
+    """The current trace context into a message stored now and published later (outbox)."""
+    propagate.inject(headers)
 
 
 def _inject(headers: dict[str, Any] | None = None, **_: Any) -> None:

@@ -12,11 +12,17 @@ import pytest
 from opentelemetry import propagate, trace
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
+from hexa import _hooks, _observe
+from hexa._app import build_app
 from hexa._exceptions import ConfigurationError
 from hexa._logging import add_trace_ids
 from hexa._metrics import OTHER, LiveCollector, TaskLabels, forget_dead_processes
+from hexa._options import SendOptions
+from hexa._outbox._message import stored_row
+from hexa._publisher import publisher
+from hexa._settings import Settings
 from hexa.metrics import metrics_port
-from hexa.tracing import _GETTER, _inject
+from hexa.tracing import _GETTER, _inject, inject_headers
 
 TRACE_ID, SPAN_ID = 0x4BF92F3577B34DA6A3CE929D0E0E4736, 0x00F067AA0BA902B7
 
@@ -108,3 +114,14 @@ class TestTraceGlue:
         extracted = trace.get_current_span(propagate.extract(request, getter=_GETTER))
         assert extracted.get_span_context().trace_id == TRACE_ID
         assert extracted.get_span_context().span_id == SPAN_ID
+
+    def test_an_outbox_row_carries_the_senders_trace_context_to_the_worker(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setattr(_hooks, "injectors", [inject_headers])  # tracing on, locally
+        monkeypatch.setattr(_observe, "_environment_read", True)
+        app = build_app(Settings.from_env(environ={}, cwd=tmp_path))
+        with trace.use_span(a_span()):
+            row, _ = stored_row(publisher(app), "a.b", [1], {}, SendOptions(), None, True)
+        headers = row["message"]["headers"]
+        assert headers["traceparent"] == f"00-{TRACE_ID:032x}-{SPAN_ID:016x}-01"
