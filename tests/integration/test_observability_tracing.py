@@ -180,27 +180,6 @@ class TestTracesFromSendToTheTask:
             runs, "process trace_probe.sync_step"
         )[0]["span_id"]
 
-    def test_a_retry_is_a_new_consumer_span_of_the_same_trace(
-        self,
-        trace_worker: Callable[[str], WorkerProcess],
-        spans_file: Path,
-        client_spans: InMemorySpanExporter,
-    ) -> None:
-        trace_worker("prefork")
-        with tracer.start_as_current_span("client.request") as root:
-            result = flaky_once.send(unique("hexa-trace-flaky"))
-        assert result.get(timeout=30) == "ok after 2"
-        name = "process trace_probe.flaky_once"
-        runs = worker_spans(
-            spans_file, trace_of(root), lambda spans: len(named(spans, name)) == 2
-        )
-        first, second = sorted(named(runs, name), key=lambda s: attrs(s)["hexa.task.attempt"])
-        assert [attrs(first)["hexa.task.attempt"], attrs(second)["hexa.task.attempt"]] == [1, 2]
-        assert (first["status"], attrs(first)["hexa.task.outcome"]) == ("ERROR", "retried")
-        assert (second["status"], attrs(second)["hexa.task.outcome"]) == ("UNSET", "succeeded")
-        assert second["parent_id"] == first["span_id"]  # the attempt that asked for the retry
-        assert first["attributes"]["messaging.message.id"] == result.id
-
     def test_the_otel_environment_alone_makes_a_worker_export_the_continued_trace(
         self,
         project: Callable[..., Path],
@@ -299,6 +278,12 @@ class TestOneTrace:
         print("\n" + span_tree(mine + runs, timings=True))  # the picture in the docs
         print(json.dumps(log_line(worker, "task.succeeded", results[0].id)))
         assert span_tree(mine + runs) == EXPECTED_TREE
+        retried = results[2]  # a retry: a new span of the same trace, the first marked ERROR
+        name = "process trace_probe.flaky_once"
+        first, second = sorted(named(runs, name), key=lambda s: attrs(s)["hexa.task.attempt"])
+        assert (first["status"], second["status"]) == ("ERROR", "UNSET")
+        assert attrs(first)["messaging.message.id"] == retried.id
+        assert attrs(second)["messaging.message.id"] == retried.id
 
 
 EXPECTED_TREE = """\
