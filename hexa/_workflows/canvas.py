@@ -5,7 +5,8 @@ each header message, group ids, the chord size in the result backend), so any Ce
 runs them and Flower shows them. What publishes is hexa's: each step's signature carries a
 stand-in for its task type (Celery's canvas publishes through `sig.type.apply_async`), and
 the stand-in sends through `send_confirmed`: publisher confirms, retried with the same task
-id until the publish timeout, then `PublishError`.
+id until the publish timeout, then `PublishError`; metrics and tracing observe each message
+as they observe `.send()`.
 
 Every step gets its task id here, before Celery sees it, so the result knows which id is
 which step and can name the one that failed.
@@ -23,6 +24,7 @@ from kombu.utils.uuid import uuid
 
 from hexa._app import current_app
 from hexa._exceptions import DispatchError
+from hexa._observe import publishing
 from hexa._outbox import active_outbox
 from hexa._publisher import send_confirmed
 from hexa._workflows.result import WorkflowResult, WorkflowStep
@@ -58,7 +60,10 @@ class ConfirmedSender:
     ) -> CeleryResult[Any]:
         for key in _CONNECTION_OPTIONS:
             options.pop(key, None)
-        return send_confirmed(self.app, self.name, list(args or ()), dict(kwargs or {}), options)
+        with publishing(self.name):  # metrics and a producer span, as for `.send()`
+            return send_confirmed(
+                self.app, self.name, list(args or ()), dict(kwargs or {}), options
+            )
 
 
 Built = tuple[Signature[Any], list[str]]  # a node's signature, and its result's step ids

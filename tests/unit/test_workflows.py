@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, ParamSpec, TypeVar
 
 import pytest
 from celery import states
 
 import hexa
-from hexa import DispatchError, WorkflowError, WorkflowResult, group, registry
+from hexa import DispatchError, WorkflowError, WorkflowResult, _hooks, group, registry
 from hexa._dead_letters import DeadLetter
 from hexa._outbox import _active as _outbox_block
 from hexa._spec import TaskSpec
@@ -208,6 +209,20 @@ class TestWhatIsPublished:
         finally:
             _outbox_block.reset(token)
         assert sent == []
+
+    def test_each_message_is_observed_as_a_send_is(
+        self, sent: Sent, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        seen: list[str] = []
+
+        @contextmanager
+        def observer(name: str) -> Iterator[None]:
+            seen.append(name)
+            yield
+
+        monkeypatch.setattr(_hooks, "publish_observers", [observer])
+        group(add.s(1, 2), add.s(3, 4)).then(total).send()
+        assert seen == ["unit_flows.add", "unit_flows.add"]  # the header; workers send the rest
 
     def test_every_send_gets_new_task_ids(self, sent: Sent) -> None:
         workflow = add.s(1, 2).then(add, 3)
