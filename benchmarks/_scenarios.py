@@ -11,20 +11,9 @@ import hexa
 from benchmarks._bench import Bench, Plan
 from benchmarks._headline import io_side_by_side, publish_side_by_side, sync_side_by_side
 from benchmarks._layer import async_io, async_light, declaration, start_up
+from benchmarks._observability import observability
 from benchmarks._scale import scale
 from benchmarks._stats import Line, Row
-
-
-def observability(bench: Bench) -> None:
-    """Metrics and tracing on against off: the `observe` work adds its row here.
-
-    Placeholder until `hexa worker --metrics-port` and the OpenTelemetry hooks exist: start
-    two hexa workers on prefork 2 (one with metrics and tracing on, one without), alternate
-    `worker_block(...)` blocks between them (see `_headline.sync_side_by_side`), and append
-    a `Line` with both worker CPU figures and the target the observe issue sets.
-    """
-    bench.log("  (no metrics/tracing row yet: see benchmarks/_scenarios.observability)")
-
 
 #: name -> scenario; `python -m benchmarks --only NAME ...` picks some. Lines (side by side)
 #: go to `bench.lines`, the layer-only rows (hexa vs raw Celery with hexa's settings) to
@@ -34,7 +23,7 @@ SCENARIOS: dict[str, Callable[[Bench], None]] = {
     "io": io_side_by_side,
     "publish": publish_side_by_side,  # + the kombu floor, typed batch, 16 threads
     "scale": scale,  # issue 12: 64 / 1000 / 5000 in flight, 5000 x 1 s, CPU per task
-    "observe": observability,  # <- the observe helper's metrics/tracing on-vs-off row
+    "observe": observability,  # metrics and tracing on vs off (benchmarks/_observability.py)
     "light": async_light,
     "seed-io": async_io,
     "start": start_up,

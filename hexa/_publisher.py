@@ -49,6 +49,7 @@ from hexa._app import current_app
 from hexa._batch import current_batch
 from hexa._confirms import ConfirmChannel, Ticket, failed
 from hexa._exceptions import PublishError
+from hexa._observe import observed
 from hexa._options import SendOptions
 from hexa._outbox import active_outbox
 from hexa._result import TaskResult
@@ -141,6 +142,7 @@ class Publisher:
             self._origin = (anon_nodename(), pid)
         return self._origin[0]
 
+    @observed  # metrics and a producer span around each publish, when switched on
     def publish(
         self,
         name: str,

@@ -18,6 +18,7 @@ from hexa._definitions import TaskDefinition, definitions
 from hexa._exceptions import DuplicateTaskError
 from hexa._locator import ServiceLocator, service_locator
 from hexa._logging import configure_logging, get_logger
+from hexa._observe import start_tracing
 from hexa._settings import Settings
 
 log = get_logger()
@@ -84,6 +85,8 @@ def _connect_signals() -> None:
     signals.worker_ready.connect(_ready, weak=False, dispatch_uid="hexa.ready")
     signals.worker_process_shutdown.connect(_stop_bridge, weak=False, dispatch_uid="hexa.bridge.p")
     signals.worker_shutdown.connect(_stop_bridge, weak=False, dispatch_uid="hexa.bridge.w")
+    signals.worker_init.connect(start_tracing, weak=False, dispatch_uid="hexa.tracing.w")
+    signals.worker_process_init.connect(start_tracing, weak=False, dispatch_uid="hexa.tracing.p")
 
 
 def _setup_logging(loglevel: Any = "INFO", **_: Any) -> None:
