@@ -20,7 +20,7 @@ from hexa._dead_letters import DeadLetter, DeadLetterStore, dead_queue_name
 from hexa._locator import service_locator
 from hexa._logging import configure_logging
 from hexa._modules import TASKS_SERVICE, DiscoveryReport, ModuleRegistry, discover_modules
-from hexa._reload import is_reload_child, run_with_reload
+from hexa._reload import follow_supervisor, is_reload_child, run_with_reload
 from hexa._settings import Settings
 from hexa._stubs import DEFAULT_STUBS_PATH, is_stale, render_stubs
 from hexa._worker import create_celery_worker, task_line
@@ -58,6 +58,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     if args.reload and not is_reload_child():
         configure_logging(level=args.loglevel)
         return run_with_reload(args.argv)
+    follow_supervisor()  # a --reload child stops with its supervisor
     app, report = discover(args.loglevel)
     if args.beat:
         log_beat_schedule(report.tasks)
