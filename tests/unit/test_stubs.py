@@ -211,20 +211,29 @@ class TestCommand:
     def test_mypy_checks_calls_against_the_generated_stubs(
         self, project: Callable[..., Path], tmp_path: Path
     ) -> None:
+        """A client outside the project, type-checked against hexa as installed (make install).
+
+        No MYPYPATH: the development install must be one type checkers can follow (a link
+        tree on a `.pth` path, not an import hook), as a wheel install (`pip install hexa`) is.
+        """
         client = tmp_path / "client"
-        (client / "lib").mkdir(parents=True)
-        (client / "lib" / "hexa").symlink_to(REPO / "hexa")  # hexa, and not modules/
+        client.mkdir()
         made = hexa(project(TYPED_CALLS), "stubs", "--out", str(client / "hexa_stubs.py"))
         assert made.returncode == 0, made.stderr
         (client / "client.py").write_text(CLIENT)
+        environ = {k: v for k, v in os.environ.items() if k not in ("MYPYPATH", "PYTHONPATH")}
         checked = subprocess.run(
             [sys.executable, "-m", "mypy", "--strict", "--cache-dir", os.devnull, *CHECKED],
             cwd=client,
-            env={**os.environ, "MYPYPATH": "lib"},
+            env=environ,
             capture_output=True,
             text=True,
             timeout=120,
             check=False,
+        )
+        assert "Cannot find implementation or library stub" not in checked.stdout, (
+            "mypy cannot see the installed hexa: install it with `make install` (a strict "
+            "editable install)\n" + checked.stdout
         )
         errors = [line for line in checked.stdout.splitlines() if ": error: " in line]
         assert [e.split(": error: ")[0] for e in errors] == [
