@@ -17,13 +17,14 @@ from hexa._beat import log_beat_schedule, schedule_file
 from hexa._cli_errors import explain
 from hexa._cli_help import polish
 from hexa._dead_letters import DeadLetter, DeadLetterStore, dead_queue_name
+from hexa._definitions import task_line
 from hexa._locator import service_locator
 from hexa._logging import configure_logging
 from hexa._modules import TASKS_SERVICE, DiscoveryReport, ModuleRegistry, discover_modules
 from hexa._reload import follow_supervisor, is_reload_child, run_with_reload
 from hexa._settings import Settings
 from hexa._stubs import DEFAULT_STUBS_PATH, is_stale, render_stubs
-from hexa._worker import create_celery_worker, task_line
+from hexa._worker import create_celery_worker
 
 
 def discover(loglevel: str = "WARNING") -> tuple[HexaCelery, DiscoveryReport]:
@@ -77,7 +78,7 @@ def cmd_beat(args: argparse.Namespace) -> int:
 
 
 def cmd_tasks(args: argparse.Namespace) -> int:
-    _, report = discover()
+    _, report = discover("ERROR")  # near misses are printed below, not also logged
     for name, path in report.modules.items():
         print(f"module  {name}  {path}")
     for service, module in report.services.items():

@@ -8,7 +8,8 @@ HexaError
 │   ├── ModuleImportError   a module.py failed to import (carries its path)
 │   └── DuplicateTaskError  two sources claim one task name
 ├── ServiceNotFoundError    service_locator has no such service (also a KeyError)
-├── UnknownTaskError        dispatch to a task name nobody declared (also a KeyError)
+├── UnknownTaskError        a task name nobody declared (also a KeyError, and Celery's
+│                           NotRegistered for clients that catch that)
 ├── DispatchError           a message was refused before publishing (also a ValueError)
 │   └── UnknownOptionError  send_task()/with_options() got an option they do not take
 │                           (also a TypeError, as for any unexpected keyword argument)
@@ -21,6 +22,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from difflib import get_close_matches
+
+from celery.exceptions import NotRegistered
 
 
 class HexaError(Exception):
@@ -62,11 +65,18 @@ class ServiceNotFoundError(HexaError, KeyError):
         return str(self.args[0])
 
 
-class UnknownTaskError(HexaError, KeyError):
-    """A task name that no module declares."""
+class UnknownTaskError(HexaError, NotRegistered):
+    """A task name that no module declares; the message names the closest names or the fix.
+
+    A `NotRegistered` too, so code that catches Celery's error keeps working, without its
+    "never registered, please make sure it's imported" (the module may well be imported).
+    """
 
     def __str__(self) -> str:
         return str(self.args[0])
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({str(self)!r})"
 
 
 class DispatchError(HexaError, ValueError):
