@@ -28,7 +28,7 @@ from hexa._locator import ServiceLocator, service_locator
 from hexa._modules import DiscoveryReport, Module, ModuleRegistry, discover_modules
 from hexa._registry import registry
 from hexa._remote import RemoteTask, remote_task
-from hexa._result import ResultNotStoredError, TaskResult
+from hexa._result import ResultNotStoredError, ResultTimeoutError, TaskResult
 from hexa._retry import Backoff, FixedDelay, RetryPolicy, celery_retry_options, retry_delay
 from hexa._settings import Settings
 from hexa._task import AsyncTask, BaseTask, Task
@@ -58,6 +58,7 @@ __all__ = [
     "RemoteTask",
     "ResultBackendError",
     "ResultNotStoredError",
+    "ResultTimeoutError",
     "RetryPolicy",
     "ServiceLocator",
     "ServiceNotFoundError",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from celery.exceptions import TimeoutError as ResultTimeoutError
+from celery.exceptions import TimeoutError as CeleryTimeoutError
 from kombu.exceptions import OperationalError
 from redis.exceptions import ConnectionError as RedisConnectionError
 
@@ -22,7 +22,7 @@ def _text(error: BaseException) -> str:
 def _describe(error: BaseException) -> str:
     if isinstance(error, HexaError | TypeError | ValueError | TimeoutError):
         return str(error)  # hexa's own messages already name the fix
-    if isinstance(error, ResultTimeoutError):
+    if isinstance(error, CeleryTimeoutError):
         return (
             "no result in time: is a worker consuming the task's queue? "
             "'hexa status TASK_ID' shows the task's state"
