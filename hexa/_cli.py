@@ -14,7 +14,7 @@ from celery.result import AsyncResult
 
 from hexa._app import HexaCelery, current_app
 from hexa._beat import log_beat_schedule, schedule_file
-from hexa._cli_errors import explain
+from hexa._cli_errors import TASK_FAILED, explain, task_failed
 from hexa._cli_help import polish
 from hexa._dead_letters import DeadLetter, DeadLetterStore, dead_queue_name
 from hexa._definitions import task_line
@@ -122,8 +122,13 @@ def cmd_send(args: argparse.Namespace) -> int:
         countdown=args.countdown,
     )
     print(result.id)
-    if args.wait:
-        print(json.dumps(result.get(timeout=args.timeout)))
+    if not args.wait:
+        return 0
+    outcome = result.get(timeout=args.timeout, propagate=False)
+    if isinstance(outcome, BaseException):  # the task ran and raised: not a usage error
+        print(task_failed(args.name, outcome, result.celery_result, args.debug), file=sys.stderr)
+        return TASK_FAILED
+    print(json.dumps(outcome))
     return 0
 
 
