@@ -47,11 +47,19 @@ class DiscoveryError(HexaError):
 
 
 class ModuleImportError(DiscoveryError):
-    """A `module.py` raised while being imported."""
+    """A `module.py` raised while being imported; the message names the file and line that failed.
 
-    def __init__(self, path: str, error: BaseException) -> None:
-        super().__init__(f"could not import {path}: {error_text(error)}")
+    `path` is the `module.py`; `origin` is `"file, line N"` where the error was raised, which
+    may be a file `module.py` imports (a task file), or None when it cannot be told.
+    """
+
+    def __init__(self, path: str, error: BaseException, origin: str | None = None) -> None:
+        where = path if origin is None else origin
+        if origin is not None and not origin.startswith(f"{path}, "):
+            where += f" (imported by {path})"
+        super().__init__(f"could not import {where}: {error_text(error)}")
         self.path = path
+        self.origin = origin
 
 
 class DuplicateTaskError(DiscoveryError):
