@@ -23,7 +23,7 @@ from hexa._logging import configure_logging
 from hexa._modules import TASKS_SERVICE, DiscoveryReport, ModuleRegistry, discover_modules
 from hexa._reload import follow_supervisor, is_reload_child, run_with_reload
 from hexa._settings import Settings
-from hexa._stubs import DEFAULT_STUBS_PATH, is_stale, render_stubs
+from hexa._stubs import DEFAULT_STUBS_PATH, check, render_stubs
 from hexa._worker import create_celery_worker
 
 
@@ -197,14 +197,15 @@ def _add_dead(commands: Any) -> None:
 
 def cmd_stubs(args: argparse.Namespace) -> int:
     _, report = discover()
-    text = render_stubs(report.tasks)
+    path = DEFAULT_STUBS_PATH if args.out == "-" else Path(args.out)
+    text = render_stubs(report.tasks, out=path)
     if args.out == "-":
         print(text, end="")
         return 0
-    path = Path(args.out)
     if args.check:
-        if is_stale(path, text):
-            print(f"hexa: {path} is stale; run: hexa stubs --out {path}", file=sys.stderr)
+        problem = check(path, text)
+        if problem:
+            print(f"hexa: {path} is {problem}; run: hexa stubs --out {path}", file=sys.stderr)
             return 1
         print(f"{path} is up to date")
         return 0

@@ -67,7 +67,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "stubs": (
         "Write one dependency-free Python module of typed clients, a namespace per module, "
         "so a process that must not import the implementations can still call "
-        "invoicing.emit_invoice.send(123) with types. --check exits non-zero when it is stale.",
+        "invoicing.emit_invoice.send(123) with types. --check exits non-zero when it is missing or "
+        "stale.",
         "examples:\n  hexa stubs --out tasks_client.py\n  hexa stubs --out tasks_client.py --check",
     ),
     "dead": (

@@ -206,7 +206,17 @@ class TestCommand:
         assert stale.returncode == 1
         assert "hexa_stubs.py is stale; run: hexa stubs --out hexa_stubs.py" in stale.stderr
         (root / "hexa_stubs.py").unlink()
-        assert hexa(root, "stubs", "--check").returncode == 1
+        missing = hexa(root, "stubs", "--check")
+        assert missing.returncode == 1
+        assert "hexa_stubs.py is missing; run: hexa stubs --out hexa_stubs.py" in missing.stderr
+
+    def test_the_docstring_names_the_module_out_writes(self, project: Callable[..., Path]) -> None:
+        root = project()
+        assert hexa(root, "stubs", "--out", "tasks_client.py").returncode == 0
+        text = (root / "tasks_client.py").read_text()
+        assert "Regenerate with `hexa stubs --out tasks_client.py`;" in text
+        assert "    from tasks_client import invoicing\n" in text
+        assert "hexa_stubs" not in text
 
     def test_mypy_checks_calls_against_the_generated_stubs(
         self, project: Callable[..., Path], tmp_path: Path
