@@ -1,0 +1,20 @@
+"""The suite's own support code: a missing service fails a test, it never skips it."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.support.services import require
+
+
+class TestRequire:
+    def test_a_missing_service_fails_the_test_and_says_how_to_start_it(self) -> None:
+        with pytest.raises(pytest.fail.Exception) as failed:
+            require("redis://127.0.0.1:1/0", "Redis")  # nothing listens on port 1
+        assert str(failed.value).startswith(
+            "Redis is not answering at redis://127.0.0.1:1/0: start it (redis-server"
+        )
+        assert "HEXA_TEST_REDIS_URL" in str(failed.value)
+
+    def test_a_service_that_answers_gives_its_url(self) -> None:
+        assert require("redis://127.0.0.1:6379/0", "Redis") == "redis://127.0.0.1:6379/0"
