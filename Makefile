@@ -4,9 +4,9 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-# Extras of pyproject.toml the worker needs besides hexa itself (space-separated), e.g.
-# `WORKER_EXTRAS := sqlalchemy`; `make test` installs them too, with the dev tools.
-WORKER_EXTRAS :=
+# Extras of pyproject.toml the worker needs besides hexa itself (space-separated); `make
+# test` installs them too, with the dev tools. sqlalchemy: the example app's outbox relay.
+WORKER_EXTRAS := sqlalchemy
 # A link tree (not an import hook) so type checkers outside this folder see `hexa` too.
 EDITABLE := --config-settings editable_mode=strict
 RUNTIME := $(VENV)/.installed-runtime
@@ -45,6 +45,9 @@ $(DEV): pyproject.toml $(FILES)
 
 # Everything: hexa, the worker's extras and the dev tools (tests, lint, bench).
 install: $(DEV)
+
+# The example application's database (modules/invoicing): the worker relays its outbox.
+worker dev: export HEXA_OUTBOX_URL ?= $(or $(DATABASE_URL),sqlite:///.hexa/app.db)
 
 worker: $(RUNTIME)
 	$(BIN)/hexa worker

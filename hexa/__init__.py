@@ -26,6 +26,7 @@ from hexa._exceptions import (
 )
 from hexa._locator import ServiceLocator, service_locator
 from hexa._modules import DiscoveryReport, Module, ModuleRegistry, discover_modules
+from hexa._outbox import Outbox, outbox
 from hexa._registry import registry
 from hexa._remote import RemoteTask, remote_task
 from hexa._result import ResultNotStoredError, ResultTimeoutError, TaskResult
@@ -54,6 +55,7 @@ __all__ = [
     "Module",
     "ModuleImportError",
     "ModuleRegistry",
+    "Outbox",
     "PublishError",
     "RemoteTask",
     "ResultBackendError",
@@ -76,6 +78,7 @@ __all__ = [
     "current_app",
     "discover_modules",
     "module_task",
+    "outbox",
     "registry",
     "remote_task",
     "retry_delay",

@@ -21,6 +21,7 @@ from hexa._definitions import task_line
 from hexa._locator import service_locator
 from hexa._logging import configure_logging
 from hexa._modules import TASKS_SERVICE, DiscoveryReport, ModuleRegistry, discover_modules
+from hexa._outbox._command import add_outbox_commands, relay_with_worker
 from hexa._reload import follow_supervisor, is_reload_child, run_with_reload
 from hexa._settings import Settings
 from hexa._stubs import DEFAULT_STUBS_PATH, check, render_stubs
@@ -63,6 +64,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     app, report = discover(args.loglevel)
     if args.beat:
         log_beat_schedule(report.tasks)
+    relay_with_worker(app)  # HEXA_OUTBOX_URL set: the outbox relay runs beside the tasks
     app.worker_main(worker_argv(args, app.hexa_settings))
     return 0
 
@@ -261,6 +263,7 @@ def parser() -> argparse.ArgumentParser:
     status.add_argument("task_id", help="the id 'hexa send' or .send() gave")
     status.set_defaults(func=cmd_status)
     _add_dead(commands)
+    add_outbox_commands(commands)
 
     stubs = commands.add_parser("stubs", help="write typed clients of every task to one module")
     stubs.add_argument(

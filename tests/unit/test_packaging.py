@@ -26,12 +26,14 @@ def installs(target: str, *variables: str) -> list[str]:
 class TestMakeInstalls:
     @pytest.mark.parametrize("target", ["worker", "dev", "beat"])
     def test_running_hexa_installs_hexa_without_the_dev_tools(self, target: str) -> None:
-        (line,) = installs(target)
+        (line,) = installs(target, "WORKER_EXTRAS=")
         assert line.endswith("-e '.'")
+        (line,) = installs(target)  # with the Makefile's own WORKER_EXTRAS
+        assert "dev" not in line.rpartition(" -e ")[2]
 
     @pytest.mark.parametrize("target", ["test", "lint", "chaos", "bench", "install"])
     def test_the_dev_targets_install_the_dev_extra(self, target: str) -> None:
-        (line,) = installs(target)
+        (line,) = installs(target, "WORKER_EXTRAS=")
         assert line.endswith("-e '.[dev]'")
 
     def test_the_worker_extras_go_to_the_worker_and_to_the_tests(self) -> None:
