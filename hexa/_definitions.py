@@ -13,7 +13,7 @@ from hexa._exceptions import InvalidTaskConfigError, did_you_mean
 from hexa._registry import TASKS_SUFFIX
 from hexa._retry import check_retry_config, retry_summary
 from hexa._schedule import Schedule, check_schedule, schedule_text
-from hexa._spec import caller_signature, is_async, qualified_name
+from hexa._spec import caller_signature, qualified_name, returns_coroutine
 from hexa._task import BaseTask
 
 #: Celery task options the seed's advanced format may carry.
@@ -59,7 +59,7 @@ class TaskDefinition:
 
     @cached_property
     def is_async(self) -> bool:
-        return is_async(self.func)
+        return returns_coroutine(self.func)
 
     @cached_property
     def signature(self) -> inspect.Signature:
