@@ -26,6 +26,7 @@ from hexa._reload import follow_supervisor, is_reload_child, run_with_reload
 from hexa._settings import Settings
 from hexa._stubs import DEFAULT_STUBS_PATH, check, render_stubs
 from hexa._worker import create_celery_worker
+from hexa.metrics import metrics_port, serve_worker_metrics
 
 
 def discover(loglevel: str = "WARNING") -> tuple[HexaCelery, DiscoveryReport]:
@@ -61,6 +62,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
         configure_logging(level=args.loglevel)
         return run_with_reload(args.argv)
     follow_supervisor()  # a --reload child stops with its supervisor
+    port = metrics_port(args.metrics_port)
+    if port is not None:  # first: prometheus_client must not be imported before this
+        serve_worker_metrics(port)
     app, report = discover(args.loglevel)
     if args.beat:
         log_beat_schedule(report.tasks)
@@ -224,6 +228,9 @@ def _add_worker(commands: Any, name: str, help_text: str) -> None:
     worker.add_argument("--loglevel", "-l", default="INFO", help="default: INFO")
     worker.add_argument("--hostname", "-n", help="node name, e.g. invoicing@%%h")
     worker.add_argument("--beat", "-B", action="store_true", help="also run periodic tasks")
+    worker.add_argument(
+        "--metrics-port", type=int, metavar="PORT", help="serve Prometheus /metrics on PORT"
+    )
     worker.add_argument(
         "--reload", action="store_true", help="restart when a .py file changes (development)"
     )

@@ -22,6 +22,7 @@ from kombu import Connection, Queue
 from kombu.message import Message
 
 from hexa._exceptions import error_text
+from hexa._hooks import dead_lettered
 from hexa._logging import get_logger
 from hexa._settings import Settings, redact
 
@@ -260,3 +261,5 @@ def record_failure(task: Any, task_id: str, args: Any, kwargs: Any, exc: BaseExc
             DeadLetterStore(settings).add(letter, connection=conn)
     except Exception as error:  # the failure itself is still stored as the task's result
         log.error("dead_letter.failed", id=task_id, error=redact(f"{error!r}", settings))
+    else:
+        dead_lettered(task.app, task.name)
