@@ -7,6 +7,7 @@ import json
 import os
 import sys
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from hexa._reload import follow_supervisor, is_reload_child, run_with_reload
 from hexa._settings import Settings
 from hexa._stubs import DEFAULT_STUBS_PATH, check, render_stubs
 from hexa._worker import create_celery_worker
+from hexa._workflows.replay import prepare_replay
 from hexa.metrics import metrics_port, serve_worker_metrics
 
 
@@ -174,9 +176,7 @@ def _replay(store: DeadLetterStore, ids: list[str], everything: bool) -> int:
     if bool(ids) == everything:
         raise ValueError("hexa dead replay: give dead-letter ids, or --all (not both)")
     app = current_app()
-    replayed = store.replay(
-        None if everything else ids, forget=lambda task_id: app.AsyncResult(task_id).forget()
-    )
+    replayed = store.replay(None if everything else ids, prepare=partial(prepare_replay, app))
     for letter in replayed:
         print(f"replayed {letter.id}  {letter.task}  -> {letter.queue}")
     missing = sorted(set(ids) - {letter.id for letter in replayed})
