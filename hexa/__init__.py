@@ -31,7 +31,7 @@ from hexa._modules import DiscoveryReport, Module, ModuleRegistry, discover_modu
 from hexa._outbox import Outbox, outbox
 from hexa._registry import registry
 from hexa._remote import RemoteTask, remote_task
-from hexa._result import ResultNotStoredError, TaskResult
+from hexa._result import ResultNotStoredError, ResultTimeoutError, TaskResult
 from hexa._retry import Backoff, FixedDelay, RetryPolicy, celery_retry_options, retry_delay
 from hexa._settings import Settings
 from hexa._task import AsyncTask, BaseTask, Task
@@ -63,6 +63,7 @@ __all__ = [
     "RemoteTask",
     "ResultBackendError",
     "ResultNotStoredError",
+    "ResultTimeoutError",
     "RetryPolicy",
     "ServiceLocator",
     "ServiceNotFoundError",

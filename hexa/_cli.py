@@ -15,17 +15,18 @@ from celery.result import AsyncResult
 
 from hexa._app import HexaCelery, current_app
 from hexa._beat import log_beat_schedule, schedule_file
-from hexa._cli_errors import explain
+from hexa._cli_errors import TASK_FAILED, explain, task_failed
 from hexa._cli_help import polish
 from hexa._dead_letters import DeadLetter, DeadLetterStore, dead_queue_name
+from hexa._definitions import task_line
 from hexa._locator import service_locator
 from hexa._logging import configure_logging
 from hexa._modules import TASKS_SERVICE, DiscoveryReport, ModuleRegistry, discover_modules
 from hexa._outbox._command import add_outbox_commands, relay_with_worker
-from hexa._reload import is_reload_child, run_with_reload
+from hexa._reload import follow_supervisor, is_reload_child, run_with_reload
 from hexa._settings import Settings
-from hexa._stubs import DEFAULT_STUBS_PATH, is_stale, render_stubs
-from hexa._worker import create_celery_worker, task_line
+from hexa._stubs import DEFAULT_STUBS_PATH, check, render_stubs
+from hexa._worker import create_celery_worker
 from hexa._workflows.replay import prepare_replay
 from hexa.metrics import metrics_port, serve_worker_metrics
 
@@ -62,6 +63,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     if args.reload and not is_reload_child():
         configure_logging(level=args.loglevel)
         return run_with_reload(args.argv)
+    follow_supervisor()  # a --reload child stops with its supervisor
     port = metrics_port(args.metrics_port)
     if port is not None:  # first: prometheus_client must not be imported before this
         serve_worker_metrics(port)
@@ -84,7 +86,7 @@ def cmd_beat(args: argparse.Namespace) -> int:
 
 
 def cmd_tasks(args: argparse.Namespace) -> int:
-    _, report = discover()
+    _, report = discover("ERROR")  # near misses are printed below, not also logged
     for name, path in report.modules.items():
         print(f"module  {name}  {path}")
     for service, module in report.services.items():
@@ -128,8 +130,13 @@ def cmd_send(args: argparse.Namespace) -> int:
         countdown=args.countdown,
     )
     print(result.id)
-    if args.wait:
-        print(json.dumps(result.get(timeout=args.timeout)))
+    if not args.wait:
+        return 0
+    outcome = result.get(timeout=args.timeout, propagate=False)
+    if isinstance(outcome, BaseException):  # the task ran and raised: not a usage error
+        print(task_failed(args.name, outcome, result.celery_result, args.debug), file=sys.stderr)
+        return TASK_FAILED
+    print(json.dumps(outcome))
     return 0
 
 
@@ -196,14 +203,15 @@ def _add_dead(commands: Any) -> None:
 
 def cmd_stubs(args: argparse.Namespace) -> int:
     _, report = discover()
-    text = render_stubs(report.tasks)
+    path = DEFAULT_STUBS_PATH if args.out == "-" else Path(args.out)
+    text = render_stubs(report.tasks, out=path)
     if args.out == "-":
         print(text, end="")
         return 0
-    path = Path(args.out)
     if args.check:
-        if is_stale(path, text):
-            print(f"hexa: {path} is stale; run: hexa stubs --out {path}", file=sys.stderr)
+        problem = check(path, text)
+        if problem:
+            print(f"hexa: {path} is {problem}; run: hexa stubs --out {path}", file=sys.stderr)
             return 1
         print(f"{path} is up to date")
         return 0

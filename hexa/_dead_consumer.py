@@ -13,15 +13,16 @@ from collections.abc import Callable
 from typing import Any, cast
 
 from celery import signals
-from celery.exceptions import NotRegistered
 from celery.utils.log import get_logger as celery_logger
 from celery.worker.consumer import Consumer
 from kombu.message import Message
 from vine import promise
 
 from hexa._dead_letters import DeadLetterStore, dead_queue_name, from_message
-from hexa._exceptions import error_text
+from hexa._definitions import unknown_task_reason
+from hexa._exceptions import UnknownTaskError, error_text
 from hexa._hooks import dead_lettered
+from hexa._locator import service_locator
 from hexa._logging import get_logger
 from hexa._settings import Settings, redact
 
@@ -70,8 +71,9 @@ class DeadLetterConsumer(Consumer):
     def on_unknown_task(self, body: Any, message: Message, exc: BaseException) -> None:
         headers = message.headers if isinstance(message.headers, dict) else {}
         name, task_id = headers.get("task"), headers.get("id")
-        self.dead_letter(message, f"unknown task {name!r}: no module of this worker declares it")
-        self._mark_failed(task_id, NotRegistered(name))
+        reason = unknown_task_reason(name, service_locator.services())  # names a near miss
+        self.dead_letter(message, reason)
+        self._mark_failed(task_id, UnknownTaskError(reason))
         signals.task_unknown.send(sender=self, message=message, exc=exc, name=name, id=task_id)
 
     def on_invalid_task(self, body: Any, message: Message, exc: BaseException) -> None:

@@ -42,6 +42,20 @@ def read_dotenv(path: Path) -> dict[str, str]:
     return values
 
 
+def find_home(cwd: Path) -> Path:
+    """The project's `.hexa` folder, looked for from `cwd` upwards as git looks for `.git`.
+
+    The nearest folder that has a `.hexa`, or that holds the `modules` package (the project's
+    root, where `hexa worker` runs), gives it; nothing above a project's root is looked at.
+    Outside any project: `cwd/.hexa`. So a client started in `modules/orders/` or `scripts/`
+    uses the embedded broker of the worker started at the root.
+    """
+    for folder in (cwd, *cwd.parents):
+        if (folder / HOME_DIR).is_dir() or (folder / "modules" / "__init__.py").is_file():
+            return folder / HOME_DIR
+    return cwd / HOME_DIR
+
+
 def mask(url: str) -> str:
     """The URL with its password replaced by `**`, safe to log or print."""
     return str(maybe_sanitize_url(url))
@@ -112,14 +126,17 @@ class Settings:
     def from_env(
         cls, environ: Mapping[str, str] | None = None, cwd: Path | None = None
     ) -> Settings:
-        """Read `RABBITMQ_URL`/`REDIS_URL` from the environment, then `./.env`.
+        """Read `RABBITMQ_URL`/`REDIS_URL` from the environment, then `./.env`, then the
+        project root's `.env`.
 
-        Unset (or empty) means the embedded default under `./.hexa/`, so a worker and a
-        client started in the same directory find each other with no server at all.
+        Unset (or empty) means the embedded default under the project's `.hexa/` (see
+        `find_home`), so a worker and a client started in the same project find each other
+        with no server at all.
         """
         cwd = (cwd or Path.cwd()).resolve()
-        values = {**read_dotenv(cwd / ".env"), **(os.environ if environ is None else environ)}
-        home = cwd / HOME_DIR
+        home = find_home(cwd)
+        dotenv = {**read_dotenv(home.parent / ".env"), **read_dotenv(cwd / ".env")}
+        values = {**dotenv, **(os.environ if environ is None else environ)}
         return cls(
             # "localhost" only silences kombu's "no hostname" warning; the transport ignores it.
             broker_url=values.get(BROKER_ENV) or "filesystem://localhost/",

@@ -14,7 +14,7 @@ from hexa._app import HexaCelery, build_app, use_app
 from hexa._beat import beat_schedule
 from hexa._bridge import bridge
 from hexa._celery_task import HexaTask
-from hexa._definitions import TaskDefinition, definitions
+from hexa._definitions import TaskDefinition, definitions, near_misses
 from hexa._exceptions import DuplicateTaskError
 from hexa._locator import ServiceLocator, service_locator
 from hexa._logging import configure_logging, get_logger
@@ -25,13 +25,6 @@ log = get_logger()
 
 #: Seconds between Celery's soft time limit (an exception in the task) and its hard kill.
 HARD_LIMIT_GRACE = 5.0
-
-
-def task_line(definition: TaskDefinition) -> str:
-    """`name [async]  retry summary`, as the seed's start-up log and `hexa tasks` show it."""
-    marker = " [async]" if definition.is_async else ""
-    summary = definition.retry_summary
-    return f"{definition.name}{marker}" + (f"  ({summary})" if summary else "")
 
 
 def entry_point(definition: TaskDefinition) -> Callable[..., Any]:
@@ -104,19 +97,15 @@ def _stop_bridge(**_: Any) -> None:
         log.info("event_loop.stopped", pid=os.getpid())
 
 
-def _log_report(app: HexaCelery, found: list[TaskDefinition]) -> None:
+def _log_report(app: HexaCelery, found: list[TaskDefinition], near: list[str]) -> None:
     settings: Settings = app.hexa_settings
     log.info("worker.connection", **settings.describe())
     services = sorted({d.service for d in found})
     log.info("discovery.services", count=len(services), services=services)
     for definition in found:
-        log.info(
-            "task.registered",
-            name=definition.name,
-            line=task_line(definition),
-            is_async=definition.is_async,
-            retry=definition.retry_summary or None,
-        )
+        log.info("task.registered", name=definition.name, **definition.settings())
+    for note in near:
+        log.warning("discovery.near_miss", note=note)
     log.info("discovery.total", tasks=len(found))
 
 
@@ -128,12 +117,13 @@ def create_celery_worker(
     Task name: the service name without its `_tasks` suffix, a dot, and the dict key.
     """
     app = build_app(settings)
-    found = definitions(locator.services())
+    services = locator.services()
+    found = definitions(services)
     for definition in found:
         register_task(app, definition)
     app.conf.task_routes = {d.name: {"queue": d.queue} for d in found if d.queue}
     app.conf.beat_schedule = beat_schedule(found)
     _connect_signals()
     use_app(app)
-    _log_report(app, found)
+    _log_report(app, found, near_misses(services))
     return app

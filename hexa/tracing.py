@@ -33,7 +33,7 @@ from opentelemetry.propagators.textmap import Getter
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from hexa import _hooks
-from hexa._exceptions import ConfigurationError
+from hexa._exceptions import ConfigurationError, error_text
 from hexa._logging import get_logger
 
 __all__ = ["configure_from_environment", "install"]
@@ -229,7 +229,7 @@ def _mark_error(task: Any, error: Any, outcome: str) -> None:
     span.set_attribute("hexa.task.outcome", outcome)
     if isinstance(error, BaseException):
         span.record_exception(error)
-        span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
+        span.set_status(Status(StatusCode.ERROR, error_text(error)))
     else:
         span.set_status(Status(StatusCode.ERROR, str(error)))
 

@@ -17,7 +17,7 @@ from celery import Celery, states
 from celery.exceptions import TimeoutError as CeleryTimeoutError
 from celery.result import AsyncResult, GroupResult
 
-from hexa._exceptions import WorkflowError
+from hexa._exceptions import WorkflowError, error_text
 from hexa._result import ResultNotStoredError, TaskResult, backend_error
 
 R = TypeVar("R")
@@ -156,7 +156,7 @@ class WorkflowResult(TaskResult[R]):
     def _failure(self, step: WorkflowStep) -> WorkflowError:
         error = self._result(step.id).result
         cause = error if isinstance(error, BaseException) else None
-        described = f"{type(error).__name__}: {error}" if cause else repr(error)
+        described = error_text(error) if cause else repr(error)
         failure = WorkflowError(
             f"workflow step {step.label} failed (task id {step.id}): {described}. A hexa "
             f"task that exhausted its retries is in the dead-letter queue: `hexa dead replay "

@@ -26,13 +26,27 @@ def text(name: str) -> str:
     return (REPO / "docs" / name).read_text(encoding="utf-8")
 
 
-@pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(REPO)))
-def test_relative_links_resolve(page: Path) -> None:
+def relative_links(page: Path) -> list[str]:
+    """The targets of the page's links to files of this repository (code spans left out)."""
     prose = CODE.sub("", page.read_text(encoding="utf-8"))
-    for target in LINK.findall(prose):
-        if target.startswith(("http://", "https://", "#")):
-            continue
-        assert (page.parent / target.split("#")[0]).exists(), f"{page.name}: {target}"
+    return [t for t in LINK.findall(prose) if not t.startswith(("http://", "https://", "#"))]
+
+
+LINKS = [(page, target) for page in PAGES for target in relative_links(page)]
+
+
+@pytest.mark.parametrize(
+    ("page", "target"), LINKS, ids=[f"{p.relative_to(REPO)}->{t}" for p, t in LINKS]
+)
+def test_relative_link_resolves(page: Path, target: str) -> None:
+    assert (page.parent / target.split("#")[0]).exists()
+
+
+def test_every_docs_page_is_linked_from_the_index_and_the_readme_links_the_index() -> None:
+    index = set(relative_links(REPO / "docs" / "README.md"))
+    pages = {p.name for p in PAGES if p.parent.name == "docs" and p.name != "README.md"}
+    assert pages - {target.split("#")[0] for target in index} == set()
+    assert relative_links(REPO / "README.md")  # the front page links into docs/
 
 
 class TestConfigurationReference:
