@@ -75,9 +75,9 @@ lint: $(DEV)
 
 BENCH := $(VENV)/.installed-bench
 
-$(BENCH): $(DEV)
+$(BENCH): pyproject.toml $(FILES)
 	$(call install_into_venv,dev bench $(WORKER_EXTRAS))
-	touch $@
+	touch $@ $(DEV) $(RUNTIME)
 
 # hexa's defaults against raw Celery's defaults, Dramatiq and taskiq, and hexa against raw
 # Celery with hexa's settings, on real workers (RabbitMQ + Redis): docs/benchmarks.md, .png,

@@ -31,10 +31,14 @@ class TestMakeInstalls:
         (line,) = installs(target)  # with the Makefile's own WORKER_EXTRAS
         assert "dev" not in line.rpartition(" -e ")[2]
 
-    @pytest.mark.parametrize("target", ["test", "lint", "chaos", "bench", "install"])
+    @pytest.mark.parametrize("target", ["test", "lint", "chaos", "install"])
     def test_the_dev_targets_install_the_dev_extra(self, target: str) -> None:
         (line,) = installs(target, "WORKER_EXTRAS=")
         assert line.endswith("-e '.[dev]'")
+
+    def test_the_benchmark_installs_the_peers_beside_the_dev_tools(self) -> None:
+        (line,) = installs("bench", "WORKER_EXTRAS=")
+        assert line.endswith("-e '.[dev,bench]'")
 
     def test_the_worker_extras_go_to_the_worker_and_to_the_tests(self) -> None:
         extras = "WORKER_EXTRAS=sqlalchemy otel"
