@@ -28,10 +28,10 @@ _JSON_LEAVES = (
 
 def bind_arguments(
     task_name: str, signature: inspect.Signature, args: Sequence[Any], kwargs: Mapping[str, Any]
-) -> None:
-    """Raise a `TypeError` naming the task when the call does not fit its signature."""
+) -> inspect.BoundArguments:
+    """The call bound to the signature; a `TypeError` naming the task when it does not fit."""
     try:
-        signature.bind(*args, **kwargs)
+        return signature.bind(*args, **kwargs)
     except TypeError as error:
         hint = _misnamed(signature, kwargs, str(error))
         raise TypeError(f"{task_name}{readable(signature)}: {error}{hint}") from None

@@ -38,6 +38,9 @@ class HexaTask(CeleryTask[Any, Any]):
 
     #: The task's declared `timeout=`, set by discovery, for the `task.failed` event.
     hexa_timeout: float | None = None
+    #: `task.failed` reports every failure, with its traceback; for Celery they are then
+    #: "expected", which it logs at INFO without one (hexa's logging leaves that line out).
+    throws = (Exception,)
 
     def before_start(self, task_id: str, args: Any, kwargs: Any) -> None:
         structlog.contextvars.bind_contextvars(task_id=task_id, task=self.name)
@@ -72,6 +75,7 @@ class HexaTask(CeleryTask[Any, Any]):
             duration=self._elapsed(),
             error=error_text(exc),
             timeout=self.hexa_timeout,
+            exc_info=exc,
         )
         record_failure(self, task_id, args, kwargs, exc, request)
 

@@ -7,6 +7,7 @@ import json
 import os
 import sys
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -14,18 +15,21 @@ from celery.result import AsyncResult
 
 from hexa._app import HexaCelery, current_app
 from hexa._beat import log_beat_schedule, schedule_file
-from hexa._cli_errors import explain
+from hexa._cli_errors import TASK_FAILED, explain, task_failed
 from hexa._cli_help import polish
 from hexa._dead_letters import DeadLetter, DeadLetterStore, dead_queue_name, printable
+from hexa._definitions import task_line
 from hexa._locator import service_locator
 from hexa._logging import configure_logging
 from hexa._modules import TASKS_SERVICE, DiscoveryReport, ModuleRegistry, discover_modules
 from hexa._outbox._command import add_outbox_commands, relay_with_worker
-from hexa._reload import is_reload_child, run_with_reload
+from hexa._reload import follow_supervisor, is_reload_child, run_with_reload
 from hexa._settings import Settings
-from hexa._stubs import DEFAULT_STUBS_PATH, is_stale, render_stubs
+from hexa._stubs import DEFAULT_STUBS_PATH, check, render_stubs
 from hexa._time_limits import check_time_limits
-from hexa._worker import create_celery_worker, task_line
+from hexa._worker import create_celery_worker
+from hexa._workflows.replay import prepare_replay
+from hexa.metrics import metrics_port, serve_worker_metrics
 
 
 def discover(loglevel: str = "WARNING") -> tuple[HexaCelery, DiscoveryReport]:
@@ -60,6 +64,10 @@ def cmd_worker(args: argparse.Namespace) -> int:
     if args.reload and not is_reload_child():
         configure_logging(level=args.loglevel)
         return run_with_reload(args.argv)
+    follow_supervisor()  # a --reload child stops with its supervisor
+    port = metrics_port(args.metrics_port)
+    if port is not None:  # first: prometheus_client must not be imported before this
+        serve_worker_metrics(port)
     app, report = discover(args.loglevel)
     check_time_limits(app, args.pool)  # threads/solo cannot enforce timeout=: refuse, not ignore
     if args.beat:
@@ -80,7 +88,7 @@ def cmd_beat(args: argparse.Namespace) -> int:
 
 
 def cmd_tasks(args: argparse.Namespace) -> int:
-    _, report = discover()
+    _, report = discover("ERROR")  # near misses are printed below, not also logged
     for name, path in report.modules.items():
         print(f"module  {name}  {path}")
     for service, module in report.services.items():
@@ -124,8 +132,13 @@ def cmd_send(args: argparse.Namespace) -> int:
         countdown=args.countdown,
     )
     print(result.id)
-    if args.wait:
-        print(json.dumps(result.get(timeout=args.timeout)))
+    if not args.wait:
+        return 0
+    outcome = result.get(timeout=args.timeout, propagate=False)
+    if isinstance(outcome, BaseException):  # the task ran and raised: not a usage error
+        print(task_failed(args.name, outcome, result.celery_result, args.debug), file=sys.stderr)
+        return TASK_FAILED
+    print(json.dumps(outcome))
     return 0
 
 
@@ -172,9 +185,7 @@ def _replay(store: DeadLetterStore, ids: list[str], everything: bool) -> int:
     if bool(ids) == everything:
         raise ValueError("hexa dead replay: give dead-letter ids, or --all (not both)")
     app = current_app()
-    replayed = store.replay(
-        None if everything else ids, forget=lambda task_id: app.AsyncResult(task_id).forget()
-    )
+    replayed = store.replay(None if everything else ids, prepare=partial(prepare_replay, app))
     for letter in replayed:
         print(printable(f"replayed {letter.id}  {letter.task}  -> {letter.queue}"))
     _report_skipped(store)
@@ -203,14 +214,15 @@ def _add_dead(commands: Any) -> None:
 
 def cmd_stubs(args: argparse.Namespace) -> int:
     _, report = discover()
-    text = render_stubs(report.tasks)
+    path = DEFAULT_STUBS_PATH if args.out == "-" else Path(args.out)
+    text = render_stubs(report.tasks, out=path)
     if args.out == "-":
         print(text, end="")
         return 0
-    path = Path(args.out)
     if args.check:
-        if is_stale(path, text):
-            print(f"hexa: {path} is stale; run: hexa stubs --out {path}", file=sys.stderr)
+        problem = check(path, text)
+        if problem:
+            print(f"hexa: {path} is {problem}; run: hexa stubs --out {path}", file=sys.stderr)
             return 1
         print(f"{path} is up to date")
         return 0
@@ -227,6 +239,9 @@ def _add_worker(commands: Any, name: str, help_text: str) -> None:
     worker.add_argument("--loglevel", "-l", default="INFO", help="default: INFO")
     worker.add_argument("--hostname", "-n", help="node name, e.g. invoicing@%%h")
     worker.add_argument("--beat", "-B", action="store_true", help="also run periodic tasks")
+    worker.add_argument(
+        "--metrics-port", type=int, metavar="PORT", help="serve Prometheus /metrics on PORT"
+    )
     worker.add_argument(
         "--reload", action="store_true", help="restart when a .py file changes (development)"
     )

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from celery.exceptions import TimeoutError as ResultTimeoutError
+from typing import Any
+
+from celery.exceptions import TimeoutError as CeleryTimeoutError
 from kombu.exceptions import OperationalError
 from redis.exceptions import ConnectionError as RedisConnectionError
 
@@ -22,7 +24,7 @@ def _text(error: BaseException) -> str:
 def _describe(error: BaseException) -> str:
     if isinstance(error, HexaError | TypeError | ValueError | TimeoutError):
         return str(error)  # hexa's own messages already name the fix
-    if isinstance(error, ResultTimeoutError):
+    if isinstance(error, CeleryTimeoutError):
         return (
             "no result in time: is a worker consuming the task's queue? "
             "'hexa status TASK_ID' shows the task's state"
@@ -38,6 +40,17 @@ def _describe(error: BaseException) -> str:
             "is it running, and is REDIS_URL right?"
         )
     return f"{error_text(error)} (run 'hexa --debug ...' for the traceback)"
+
+
+#: `hexa send --wait`'s exit status when the task itself failed (2 is hexa refusing a command).
+TASK_FAILED = 1
+
+
+def task_failed(name: str, error: BaseException, result: Any, debug: bool = False) -> str:
+    """`hexa: <task> failed: ValueError: ...`, and the worker's traceback under `--debug`."""
+    line = f"hexa: {name} failed: {' '.join(error_text(error).split())}"
+    traceback = getattr(result, "traceback", None) if debug else None
+    return f"{traceback.rstrip()}\n{line}" if traceback else line
 
 
 def explain(error: BaseException) -> str:

@@ -14,12 +14,14 @@ ROOT_EPILOG = """\
 Run hexa in your project's root, the folder that holds modules/.
 
 environment (also read from ./.env; the environment wins):
-  RABBITMQ_URL          broker, e.g. amqp://user:pass@host:5672//; unset: embedded in ./.hexa/
-  REDIS_URL             result backend, e.g. redis://host:6379/0; unset: embedded in ./.hexa/
+  RABBITMQ_URL          broker, e.g. amqp://user:pass@host:5672//; unset: embedded in .hexa/
+  REDIS_URL             result backend, e.g. redis://host:6379/0; unset: embedded in .hexa/
+                        (the project's .hexa/: in the folder, upwards, holding modules/)
   HEXA_DEFAULT_QUEUE    queue of tasks declared without queue= (default: celery)
   HEXA_LOG_FORMAT       console or json (default: console on a terminal, else json)
   HEXA_PUBLISH_TIMEOUT  seconds send() waits for the broker to confirm (default: 20)
   HEXA_MAX_MESSAGE_SIZE largest arguments send() publishes, in bytes (default: 64 MiB)
+  HEXA_PREFETCH_MULTIPLIER  messages a worker process reserves (default: 4; 1: long tasks)
   HEXA_OUTBOX_URL       database whose outbox 'hexa worker' relays (docs/outbox.md)
 
 examples:
@@ -68,7 +70,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "stubs": (
         "Write one dependency-free Python module of typed clients, a namespace per module, "
         "so a process that must not import the implementations can still call "
-        "invoicing.emit_invoice.send(123) with types. --check exits non-zero when it is stale.",
+        "invoicing.emit_invoice.send(123) with types. --check exits non-zero when it is missing or "
+        "stale.",
         "examples:\n  hexa stubs --out tasks_client.py\n  hexa stubs --out tasks_client.py --check",
     ),
     "dead": (

@@ -14,15 +14,17 @@ from typing import Any, cast
 
 from amqp.exceptions import PreconditionFailed
 from celery import signals
-from celery.exceptions import NotRegistered
 from celery.utils.log import get_logger as celery_logger
 from celery.worker.consumer import Consumer
 from kombu.message import Message
 from vine import promise
 
 from hexa._dead_letters import DeadLetter, DeadLetterStore, dead_queue_name, from_message
-from hexa._exceptions import error_text
+from hexa._definitions import unknown_task_reason
+from hexa._exceptions import UnknownTaskError, error_text
+from hexa._hooks import dead_lettered
 from hexa._inflate import bound_decompression
+from hexa._locator import service_locator
 from hexa._logging import get_logger
 from hexa._message_check import MalformedMessage, check_message, identity
 from hexa._settings import Settings, redact
@@ -66,6 +68,7 @@ class DeadLetterConsumer(Consumer):
             dead_queue=dead_queue_name(settings),
         )
         message.ack_log_error(_celery_log, self._errors)
+        dead_lettered(self.app, letter.task)
 
     def _publish(self, letter: DeadLetter) -> None:
         """On the pooled connection; a broker whose own size limit is lower gets the reason."""
@@ -87,8 +90,9 @@ class DeadLetterConsumer(Consumer):
 
     def on_unknown_task(self, body: Any, message: Message, exc: BaseException) -> None:
         name, task_id = identity(message)  # protocol 1 names them in the body
-        self.dead_letter(message, f"unknown task {name!r}: no module of this worker declares it")
-        self._mark_failed(task_id, NotRegistered(name))
+        reason = unknown_task_reason(name, service_locator.services())  # names a near miss
+        self.dead_letter(message, reason)
+        self._mark_failed(task_id, UnknownTaskError(reason))
         signals.task_unknown.send(sender=self, message=message, exc=exc, name=name, id=task_id)
 
     def on_invalid_task(self, body: Any, message: Message, exc: BaseException) -> None:

@@ -9,11 +9,11 @@ from typing import Any, TypeGuard
 
 import attrs
 
-from hexa._exceptions import InvalidTaskConfigError
+from hexa._exceptions import InvalidTaskConfigError, did_you_mean
 from hexa._registry import TASKS_SUFFIX
 from hexa._retry import check_retry_config, retry_summary
-from hexa._schedule import Schedule, check_schedule
-from hexa._spec import caller_signature, is_async, qualified_name
+from hexa._schedule import Schedule, check_schedule, schedule_text
+from hexa._spec import caller_signature, qualified_name, returns_coroutine
 from hexa._task import BaseTask
 
 #: Celery task options the seed's advanced format may carry.
@@ -59,7 +59,7 @@ class TaskDefinition:
 
     @cached_property
     def is_async(self) -> bool:
-        return is_async(self.func)
+        return returns_coroutine(self.func)
 
     @cached_property
     def signature(self) -> inspect.Signature:
@@ -69,6 +69,34 @@ class TaskDefinition:
     @property
     def retry_summary(self) -> str:
         return retry_summary(self.options)
+
+    def settings(self) -> dict[str, object]:
+        """What the task declares besides its name, only what is set (the worker's log)."""
+        declared = {
+            "is_async": self.is_async or None,
+            "retry": self.retry_summary or None,
+            "queue": self.queue,
+            "timeout": self.timeout,
+            "schedule": None if self.schedule is None else schedule_text(self.schedule),
+        }
+        return {key: value for key, value in declared.items() if value is not None}
+
+
+def task_line(definition: TaskDefinition) -> str:
+    """`name [async]  (retry summary)  queue=q  timeout=30s  schedule=every 300s`.
+
+    One line per task, as the seed's start-up log shows it, with what is set only.
+    """
+    marker = " [async]" if definition.is_async else ""
+    summary = definition.retry_summary
+    line = f"{definition.name}{marker}" + (f"  ({summary})" if summary else "")
+    if definition.queue:
+        line += f"  queue={definition.queue}"
+    if definition.timeout is not None:
+        line += f"  timeout={definition.timeout:g}s"
+    if definition.schedule is not None:
+        line += f"  schedule={schedule_text(definition.schedule)}"
+    return line
 
 
 def module_name(service_name: str) -> str:
@@ -153,21 +181,43 @@ def _looks_like_tasks(value: object) -> bool:
     )
 
 
+def _stem(service: str) -> str:
+    """The module a near-miss service was meant for: `orders_task` -> `orders`."""
+    return service.lower().removesuffix("_task").removesuffix("tasks").rstrip("_")
+
+
+def _near_miss(name: str, value: object) -> str | None:
+    """Why service `name` looks like a tasks service but will not be discovered, or None."""
+    if name.endswith(TASKS_SUFFIX):
+        if isinstance(value, Mapping):
+            return None
+        return f"{name!r} ends in '_tasks' but is a {type(value).__name__}, not a dict of functions"
+    if "task" in name.lower() and _looks_like_tasks(value):
+        return (
+            f"{name!r} looks like a tasks service but does not end in '_tasks'; "
+            f"rename it to '{_stem(name)}_tasks' to have it discovered"
+        )
+    return None
+
+
 def near_misses(services: Mapping[str, object]) -> list[str]:
     """Explanations for services that look like task dicts but will not be discovered."""
-    notes = []
-    for name, value in services.items():
-        if name.endswith(TASKS_SUFFIX):
-            if not isinstance(value, Mapping):
-                notes.append(
-                    f"{name!r} ends in '_tasks' but is a {type(value).__name__}, "
-                    "not a dict of functions"
-                )
-            continue
-        if "task" in name.lower() and _looks_like_tasks(value):
-            stem = name.lower().removesuffix("_task").removesuffix("tasks").rstrip("_")
-            notes.append(
-                f"{name!r} looks like a tasks service but does not end in '_tasks'; "
-                f"rename it to '{stem}_tasks' to have it discovered"
-            )
-    return notes
+    return [note for name, value in services.items() if (note := _near_miss(name, value))]
+
+
+def unknown_task_reason(name: object, services: Mapping[str, object]) -> str:
+    """Why a worker with these services has no task `name`, with the fix when hexa sees one.
+
+    A near miss of the task's module (`orders_task` for `orders.place_order`) is named with
+    its fix; otherwise the closest task names, if any.
+    """
+    reason = f"unknown task {name!r}: no module of this worker declares it"
+    module = str(name).rpartition(".")[0]
+    for service, value in services.items():
+        note = _near_miss(service, value)
+        if note and module in (_stem(service), module_name(service)):
+            return f"{reason}; {note}"
+    known = [
+        f"{module_name(s)}.{key}" for s, tasks in task_services(services).items() for key in tasks
+    ]
+    return reason + did_you_mean(str(name), known)

@@ -8,12 +8,14 @@ HexaError
 │   ├── ModuleImportError   a module.py failed to import (carries its path)
 │   └── DuplicateTaskError  two sources claim one task name
 ├── ServiceNotFoundError    service_locator has no such service (also a KeyError)
-├── UnknownTaskError        dispatch to a task name nobody declared (also a KeyError)
+├── UnknownTaskError        a task name nobody declared (also a KeyError, and Celery's
+│                           NotRegistered for clients that catch that)
 ├── DispatchError           a message was refused before publishing (also a ValueError)
 │   └── UnknownOptionError  send_task()/with_options() got an option they do not take
 │                           (also a TypeError, as for any unexpected keyword argument)
 ├── PublishError            the broker did not confirm a message in time (also a ConnectionError)
 ├── ResultBackendError      the result store cannot be read (also a ConnectionError)
+├── WorkflowError           a workflow step failed for good (names the step)
 └── TaskTimeoutError        an async task ran past its `timeout=` (also a TimeoutError)
 """
 
@@ -21,6 +23,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from difflib import get_close_matches
+
+from celery.exceptions import NotRegistered
 
 
 class HexaError(Exception):
@@ -44,11 +48,19 @@ class DiscoveryError(HexaError):
 
 
 class ModuleImportError(DiscoveryError):
-    """A `module.py` raised while being imported."""
+    """A `module.py` raised while being imported; the message names the file and line that failed.
 
-    def __init__(self, path: str, error: BaseException) -> None:
-        super().__init__(f"could not import {path}: {error_text(error)}")
+    `path` is the `module.py`; `origin` is `"file, line N"` where the error was raised, which
+    may be a file `module.py` imports (a task file), or None when it cannot be told.
+    """
+
+    def __init__(self, path: str, error: BaseException, origin: str | None = None) -> None:
+        where = path if origin is None else origin
+        if origin is not None and not origin.startswith(f"{path}, "):
+            where += f" (imported by {path})"
+        super().__init__(f"could not import {where}: {error_text(error)}")
         self.path = path
+        self.origin = origin
 
 
 class DuplicateTaskError(DiscoveryError):
@@ -62,11 +74,18 @@ class ServiceNotFoundError(HexaError, KeyError):
         return str(self.args[0])
 
 
-class UnknownTaskError(HexaError, KeyError):
-    """A task name that no module declares."""
+class UnknownTaskError(HexaError, NotRegistered):
+    """A task name that no module declares; the message names the closest names or the fix.
+
+    A `NotRegistered` too, so code that catches Celery's error keeps working, without its
+    "never registered, please make sure it's imported" (the module may well be imported).
+    """
 
     def __str__(self) -> str:
         return str(self.args[0])
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({str(self)!r})"
 
 
 class DispatchError(HexaError, ValueError):
@@ -87,6 +106,15 @@ class PublishError(HexaError, ConnectionError):
 
 class ResultBackendError(HexaError, ConnectionError):
     """The result backend could not be reached to read a task's outcome."""
+
+
+class WorkflowError(HexaError):
+    """A step of a workflow failed for good; `.step`, `.task_id`, and its error as `__cause__`."""
+
+    def __init__(self, message: str, *, step: str, task_id: str) -> None:
+        super().__init__(message)
+        self.step = step
+        self.task_id = task_id
 
 
 class TaskTimeoutError(HexaError, TimeoutError):

@@ -203,7 +203,8 @@ _OPTION_RULES: dict[str, Rule] = {
 _FORBIDDEN_OPTIONS = frozenset(
     ("producer", "connection", "router", "result_cls", "task_type", "app", "args", "kwargs")
 )
-_SIGNATURE_LINKS = ("link", "link_error", "chord")
+#: Options holding signatures: callbacks, errbacks, a chord's body, the rest of a chain.
+_SIGNATURE_LINKS = ("link", "link_error", "chord", "chain")
 _PLAIN = (str, int, float, bool, type(None))
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import traceback
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -83,12 +84,26 @@ class DiscoveryReport:
     tasks: list[TaskDefinition] = attrs.field(factory=list)  # every task, in discovery order
 
 
-def _import(dotted: str, path: Path) -> ModuleType:
+def _import(dotted: str, path: Path, project: Path) -> ModuleType:
     try:
         return importlib.import_module(dotted)
     except Exception as error:
         # Never log-and-skip: a module that does not import must stop the worker.
-        raise ModuleImportError(str(path), error) from error
+        raise ModuleImportError(str(path), error, failed_at(error, project)) from error
+
+
+def failed_at(error: BaseException, project: Path) -> str | None:
+    """`file, line N`: where in the project's files `error` was raised, or None.
+
+    The innermost frame under `project` (a task file, not the `module.py` that imported it);
+    for a SyntaxError, the line that does not parse.
+    """
+    if isinstance(error, SyntaxError) and error.filename and error.lineno:
+        return f"{error.filename}, line {error.lineno}"
+    frames = traceback.extract_tb(error.__traceback__)
+    root = project.resolve()
+    ours = [frame for frame in frames if Path(frame.filename).resolve().is_relative_to(root)]
+    return f"{ours[-1].filename}, line {ours[-1].lineno}" if ours else None
 
 
 def _module_classes(module: ModuleType) -> list[type[Module]]:
@@ -155,7 +170,7 @@ def discover_modules(
         if not path.is_file():
             skipped.append(f"{folder.name}: no {filename}")
             continue
-        imported = _import(f"{package}.{folder.name}.{path.stem}", path)
+        imported = _import(f"{package}.{folder.name}.{path.stem}", path, folder.parent)
         classes = _module_classes(imported)
         if not classes:
             skipped.append(f"{folder.name}: {filename} defines no hexa.Module subclass")

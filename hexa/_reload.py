@@ -4,16 +4,23 @@ A supervisor process watches the code with watchfiles and runs the real worker a
 `python -m hexa worker ...` with the same arguments, in a process group of its own so a
 restart also stops the worker's pool processes. The supervisor never imports `modules`: a
 module that fails to import stops the child only, and the next save starts it again.
+
+A supervisor that dies without stopping its child (SIGKILL, a crash) must not leave the
+worker running on: the child asks Linux for a SIGTERM when its parent dies
+(`PR_SET_PDEATHSIG`), and on every platform a thread notices the parent is gone (it is
+re-parented) and stops the worker the way the supervisor would have.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from types import FrameType
@@ -27,6 +34,11 @@ log = get_logger()
 
 #: Set in the child's environment so its own `--reload` means "run the worker".
 CHILD_ENV = "HEXA_RELOAD_CHILD"
+#: The supervisor's pid, in the child's environment: the child stops when that process is gone.
+SUPERVISOR_ENV = "HEXA_RELOAD_SUPERVISOR"
+#: Seconds between the child's checks that its supervisor is still its parent.
+PARENT_CHECK_INTERVAL = 1.0
+_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 #: Seconds a worker gets for its warm shutdown before the group is killed.
 STOP_TIMEOUT = 10.0
 _STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
@@ -68,7 +80,12 @@ class WorkerChild:
     def start(self) -> None:
         # No .pyc writes: a second save within the same second would otherwise load the
         # first save's bytecode (pyc files are validated by mtime in whole seconds).
-        env = {**os.environ, CHILD_ENV: "1", "PYTHONDONTWRITEBYTECODE": "1"}
+        env = {
+            **os.environ,
+            CHILD_ENV: "1",
+            SUPERVISOR_ENV: str(os.getpid()),
+            "PYTHONDONTWRITEBYTECODE": "1",
+        }
         self.proc = subprocess.Popen(list(self.command), cwd=self.cwd, env=env, process_group=0)
         self.exit_logged = False
         log.info("worker.started", pid=self.proc.pid)
@@ -102,6 +119,48 @@ class WorkerChild:
         assert self.proc is not None
         with contextlib.suppress(ProcessLookupError, PermissionError):  # already gone
             os.killpg(self.proc.pid, signum)
+
+
+def follow_supervisor() -> None:
+    """In a supervisor's worker: stop when the supervisor dies, however it died.
+
+    Linux sends SIGTERM (Celery's warm shutdown) the moment the parent dies; everywhere a
+    daemon thread polls the parent pid, which changes when the process is re-parented.
+    """
+    supervisor = int(os.environ.get(SUPERVISOR_ENV) or 0)
+    if not supervisor:
+        return
+    set_parent_death_signal(signal.SIGTERM)
+    threading.Thread(
+        target=stop_when_orphaned, args=(supervisor,), name="hexa-reload-parent", daemon=True
+    ).start()
+
+
+def set_parent_death_signal(signum: int) -> bool:
+    """Ask Linux to send `signum` to this process when its parent dies (False elsewhere)."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return int(libc.prctl(_PR_SET_PDEATHSIG, signum, 0, 0, 0)) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def stop_when_orphaned(supervisor: int, interval: float = PARENT_CHECK_INTERVAL) -> None:
+    """Wait until `supervisor` is no longer the parent, then stop as the supervisor would.
+
+    SIGTERM first (a warm shutdown lets running tasks finish), then SIGKILL to the worker's
+    process group (its pool) after `STOP_TIMEOUT`.
+    """
+    while os.getppid() == supervisor:
+        time.sleep(interval)
+    log.warning("worker.orphaned", supervisor=supervisor, hint="the --reload supervisor died")
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(STOP_TIMEOUT)
+    if os.getpgrp() == os.getpid():  # the group the supervisor made: this worker and its pool
+        os.killpg(os.getpid(), signal.SIGKILL)
+    os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _stop_on_signals(stop: threading.Event) -> None:

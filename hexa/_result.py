@@ -17,12 +17,20 @@ from celery.exceptions import TimeoutError as CeleryTimeoutError
 from celery.result import AsyncResult
 
 from hexa._exceptions import HexaError, ResultBackendError, error_text
+from hexa._settings import Settings, mask
 
 R = TypeVar("R")
 
 
 class ResultNotStoredError(HexaError):
     """`.get()` on a task that stores no result (annotated `-> None`): nothing will arrive."""
+
+
+class ResultTimeoutError(HexaError, CeleryTimeoutError):
+    """`.get(timeout=...)` ran out; says which broker and result store it used.
+
+    Also Celery's `TimeoutError`, so code that catches that keeps working.
+    """
 
 
 class TaskResult(Generic[R]):
@@ -88,7 +96,8 @@ class TaskResult(Generic[R]):
         Raises `ResultNotStoredError` at once for a task annotated `-> None` (it stores no
         result, so waiting would never end), `ResultBackendError` (naming the backend,
         password masked) when the result store cannot be read, and Celery's `TimeoutError`
-        when the task is not done in time.
+        when the task is not done in time (`ResultTimeoutError`, naming the broker and the
+        result store, so a client on the wrong ones is plain to see).
         """
         if not self._stored:
             raise self._not_stored()
@@ -96,7 +105,7 @@ class TaskResult(Generic[R]):
         try:
             value = result.get(timeout=timeout, propagate=False)
         except CeleryTimeoutError:
-            raise
+            raise self._timed_out(result, timeout) from None
         except Exception as error:  # propagate=False: only reading the backend raises here
             raise backend_error(result, error) from None
         if propagate:
@@ -111,6 +120,15 @@ class TaskResult(Generic[R]):
             "type (e.g. `-> bool`) and return a value to be able to wait for it"
         )
 
+    def _timed_out(self, result: AsyncResult[Any], timeout: float | None) -> ResultTimeoutError:
+        name = self._task_name or "the task"
+        where = connections(self._app or result.app)
+        return ResultTimeoutError(
+            f"no result for {name} (task id {self._id}) within {timeout}s, from broker "
+            f"{where['broker']} and result backend {where['backend']}: is a worker consuming "
+            "the task's queue there? 'hexa status ID' shows the task's state"
+        )
+
     async def wait(self, timeout: float | None = None) -> R:
         """Like `get()`, without blocking the caller's event loop."""
         return await anyio.to_thread.run_sync(self.get, timeout, abandon_on_cancel=True)
@@ -121,6 +139,15 @@ class TaskResult(Generic[R]):
     def __repr__(self) -> str:
         suffix = "" if self._stored else " (no result stored)"
         return f"<TaskResult {self._id}{suffix}>"
+
+
+def connections(app: Celery) -> dict[str, str]:
+    """The broker and the result backend of `app`, passwords masked (embedded: the folders)."""
+    settings = getattr(app, "hexa_settings", None)
+    if isinstance(settings, Settings):
+        return settings.describe()
+    conf = app.conf
+    return {"broker": mask(conf.broker_url or "?"), "backend": mask(conf.result_backend or "?")}
 
 
 def backend_error(result: AsyncResult[Any], error: BaseException) -> ResultBackendError:

@@ -1,13 +1,17 @@
-"""The result backend: no password stored, embedded results private, Redis down tolerated.
+"""The result backend: no password stored, embedded results private, Redis never in the way.
 
 Every backend Celery picks is given `RedactingBackend`: a failure whose message or traceback
 holds the broker's or the backend's URL (a task that raised with it) is stored with the
 passwords replaced by `**`, so `get()`, `hexa status` and `hexa send --wait` never show them.
 
-Celery subscribes to a task's result channel *before* publishing the task; with Redis down
-that subscription raises and the task is never sent, although the worker could run it.
-Here a failed subscription is logged and the task is published anyway: `get()` subscribes
-again and reads the stored result, or raises `ResultBackendError` while Redis stays away.
+Celery's `send_task` subscribes to a task's result channel *before* publishing the task; with
+Redis down that subscription raises and the task is never sent, although the worker could
+run it, and a client that sends without waiting piles up subscriptions. Here `send_task`
+(Celery's canvas, used by workflows, included) does not subscribe at all, as hexa's own
+publisher does not: `get()` subscribes when someone waits, then reads the stored result (a
+result published before the subscription is not missed), or raises `ResultBackendError`
+while Redis stays away. A worker that cannot store a result while Redis is away logs it
+(`result.not_stored`) and the task still ends with its `task.*` event.
 """
 
 from __future__ import annotations
@@ -50,10 +54,13 @@ class RedactingBackend:
 class TolerantRedisBackend(RedisBackend):
     """`RedisBackend` that Redis being away costs a result, never a publish or an outcome.
 
-    The send-time result subscription never blocks a publish; a result the worker cannot
+    It subscribes to a result when someone waits, not at publish; a result the worker cannot
     store is logged (`result.not_stored`) instead of failing the task a second time outside
     its body, where it would end with no `task.*` event at all.
     """
+
+    def on_task_call(self, producer: Any, task_id: str) -> None:
+        """Nothing to do at publish: `get()` subscribes on demand."""
 
     def store_result(
         self,
@@ -79,17 +86,6 @@ class TolerantRedisBackend(RedisBackend):
                 error=error_text(error),
             )
             return result
-
-    def on_task_call(self, producer: Any, task_id: str) -> None:
-        try:
-            super().on_task_call(producer, task_id)
-        except Exception as error:
-            log.warning(
-                "result.subscribe_failed",
-                id=task_id,
-                backend=self.as_uri(),
-                error=error_text(error),
-            )
 
 
 @functools.cache

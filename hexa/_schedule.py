@@ -51,3 +51,9 @@ def check_schedule(schedule: object, signature: inspect.Signature, where: str) -
             f"{where} has schedule= but requires {', '.join(required)}: Beat calls it with no "
             "arguments; give those parameters defaults, or drop schedule="
         )
+
+
+def schedule_text(schedule: Schedule) -> str:
+    """`every 300s` for an interval; Celery's own text for a crontab or solar schedule."""
+    seconds = _seconds(schedule, "schedule_text")
+    return repr(schedule) if seconds is None else f"every {seconds:g}s"

@@ -19,6 +19,9 @@ BACKEND_ENV = "REDIS_URL"
 QUEUE_ENV = "HEXA_DEFAULT_QUEUE"
 HOME_DIR = ".hexa"
 PUBLISH_TIMEOUT_ENV = "HEXA_PUBLISH_TIMEOUT"
+PREFETCH_ENV = "HEXA_PREFETCH_MULTIPLIER"
+#: Messages each worker process reserves (Celery's own default); unacknowledged until run.
+DEFAULT_PREFETCH = 4
 #: Seconds `send()` keeps retrying an unconfirmed publish before it raises `PublishError`.
 DEFAULT_PUBLISH_TIMEOUT = 20.0
 MAX_MESSAGE_SIZE_ENV = "HEXA_MAX_MESSAGE_SIZE"
@@ -47,6 +50,20 @@ def read_dotenv(path: Path) -> dict[str, str]:
     return values
 
 
+def find_home(cwd: Path) -> Path:
+    """The project's `.hexa` folder, looked for from `cwd` upwards as git looks for `.git`.
+
+    The nearest folder that has a `.hexa`, or that holds the `modules` package (the project's
+    root, where `hexa worker` runs), gives it; nothing above a project's root is looked at.
+    Outside any project: `cwd/.hexa`. So a client started in `modules/orders/` or `scripts/`
+    uses the embedded broker of the worker started at the root.
+    """
+    for folder in (cwd, *cwd.parents):
+        if (folder / HOME_DIR).is_dir() or (folder / "modules" / "__init__.py").is_file():
+            return folder / HOME_DIR
+    return cwd / HOME_DIR
+
+
 def mask(url: str) -> str:
     """The URL with its password replaced by `**`, safe to log or print."""
     return str(maybe_sanitize_url(url))
@@ -62,6 +79,7 @@ class Settings:
     default_queue: str = "celery"
     publish_timeout: float = DEFAULT_PUBLISH_TIMEOUT
     max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
+    prefetch_multiplier: int = DEFAULT_PREFETCH
 
     @property
     def embedded_broker(self) -> bool:
@@ -132,14 +150,17 @@ class Settings:
     def from_env(
         cls, environ: Mapping[str, str] | None = None, cwd: Path | None = None
     ) -> Settings:
-        """Read `RABBITMQ_URL`/`REDIS_URL` from the environment, then `./.env`.
+        """Read `RABBITMQ_URL`/`REDIS_URL` from the environment, then `./.env`, then the
+        project root's `.env`.
 
-        Unset (or empty) means the embedded default under `./.hexa/`, so a worker and a
-        client started in the same directory find each other with no server at all.
+        Unset (or empty) means the embedded default under the project's `.hexa/` (see
+        `find_home`), so a worker and a client started in the same project find each other
+        with no server at all.
         """
         cwd = (cwd or Path.cwd()).resolve()
-        values = {**read_dotenv(cwd / ".env"), **(os.environ if environ is None else environ)}
-        home = cwd / HOME_DIR
+        home = find_home(cwd)
+        dotenv = {**read_dotenv(home.parent / ".env"), **read_dotenv(cwd / ".env")}
+        values = {**dotenv, **(os.environ if environ is None else environ)}
         return cls(
             # "localhost" only silences kombu's "no hostname" warning; the transport ignores it.
             broker_url=values.get(BROKER_ENV) or "filesystem://localhost/",
@@ -148,6 +169,7 @@ class Settings:
             default_queue=values.get(QUEUE_ENV) or "celery",
             publish_timeout=float(values.get(PUBLISH_TIMEOUT_ENV) or DEFAULT_PUBLISH_TIMEOUT),
             max_message_size=_size(values.get(MAX_MESSAGE_SIZE_ENV)),
+            prefetch_multiplier=_prefetch(values.get(PREFETCH_ENV)),
         )
 
 
@@ -161,6 +183,18 @@ def _size(text: str | None) -> int:
             f"e.g. {DEFAULT_MAX_MESSAGE_SIZE} (64 MiB, the default)"
         )
     return int(text)
+
+
+def _prefetch(value: str | None) -> int:
+    """`HEXA_PREFETCH_MULTIPLIER`: a whole number from 1 (long tasks) up."""
+    if not value:
+        return DEFAULT_PREFETCH
+    if not value.strip().isdigit() or int(value) < 1:
+        raise ConfigurationError(
+            f"{PREFETCH_ENV}={value!r}: use a whole number of messages per worker process, "
+            f"1 for tasks that run for minutes (default {DEFAULT_PREFETCH})"
+        )
+    return int(value)
 
 
 def redact(text: str, settings: Settings) -> str:

@@ -31,7 +31,7 @@ def qualified_name(func: Callable[..., Any]) -> str:
     return f"{func.__module__}.{func.__qualname__}"
 
 
-def is_async(func: Callable[..., Any]) -> bool:
+def returns_coroutine(func: Callable[..., Any]) -> bool:
     """Whether calling `func` gives a coroutine (an `async def` task)."""
     return inspect.iscoroutinefunction(func)
 
@@ -81,7 +81,7 @@ class TaskSpec:
 
     @cached_property
     def is_async(self) -> bool:
-        return is_async(self.func)
+        return returns_coroutine(self.func)
 
     @cached_property
     def signature(self) -> inspect.Signature:

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from celery.app.events import Events
-from celery.events.dispatcher import EventDispatcher
-
+from hexa._events import EventDispatcher, Events
 from hexa._settings import redact_value
 
 
@@ -23,6 +21,6 @@ class RedactingDispatcher(EventDispatcher):
 
 
 class HexaEvents(Events):
-    """The app's events, dispatched by `RedactingDispatcher`."""
+    """The app's events (`hexa._events`), dispatched by `RedactingDispatcher`."""
 
     dispatcher_cls = f"{__name__}:RedactingDispatcher"

@@ -14,23 +14,17 @@ from hexa._app import HexaCelery, build_app, use_app
 from hexa._beat import beat_schedule
 from hexa._bridge import bridge
 from hexa._celery_task import HexaTask
-from hexa._definitions import TaskDefinition, definitions
+from hexa._definitions import TaskDefinition, definitions, near_misses
 from hexa._exceptions import DuplicateTaskError
 from hexa._locator import ServiceLocator, service_locator
 from hexa._logging import configure_logging, get_logger
+from hexa._observe import start_tracing
 from hexa._settings import Settings
 
 log = get_logger()
 
 #: Seconds between Celery's soft time limit (an exception in the task) and its hard kill.
 HARD_LIMIT_GRACE = 5.0
-
-
-def task_line(definition: TaskDefinition) -> str:
-    """`name [async]  retry summary`, as the seed's start-up log and `hexa tasks` show it."""
-    marker = " [async]" if definition.is_async else ""
-    summary = definition.retry_summary
-    return f"{definition.name}{marker}" + (f"  ({summary})" if summary else "")
 
 
 def entry_point(definition: TaskDefinition) -> Callable[..., Any]:
@@ -82,24 +76,10 @@ def register_task(app: Celery, definition: TaskDefinition) -> None:
 def _connect_signals() -> None:
     signals.setup_logging.connect(_setup_logging, weak=False, dispatch_uid="hexa.logging")
     signals.worker_ready.connect(_ready, weak=False, dispatch_uid="hexa.ready")
-    signals.celeryd_init.connect(_no_events_on_threads, weak=False, dispatch_uid="hexa.events")
     signals.worker_process_shutdown.connect(_stop_bridge, weak=False, dispatch_uid="hexa.bridge.p")
     signals.worker_shutdown.connect(_stop_bridge, weak=False, dispatch_uid="hexa.bridge.w")
-
-
-def _no_events_on_threads(conf: Any = None, options: Any = None, **_: Any) -> None:
-    """No task events on a threads-pool worker: with publisher confirms they deadlock it.
-
-    A pool thread sending an event waits for its confirm while holding the event
-    dispatcher's lock; the event loop thread, reading the same connection, takes the confirm
-    and then waits for that lock (measured: 244 of 300 tasks stuck for two minutes).
-    """
-    options = options or {}
-    pool = options.get("pool") or options.get("pool_cls") or getattr(conf, "worker_pool", "")
-    name = f"{getattr(pool, '__module__', '')}.{getattr(pool, '__name__', pool)}"
-    if conf is not None and "thread" in name.lower() and conf.worker_send_task_events:
-        conf.worker_send_task_events = False
-        log.info("worker.task_events", enabled=False, reason="threads pool with confirms")
+    signals.worker_init.connect(start_tracing, weak=False, dispatch_uid="hexa.tracing.w")
+    signals.worker_process_init.connect(start_tracing, weak=False, dispatch_uid="hexa.tracing.p")
 
 
 def _setup_logging(loglevel: Any = "INFO", **_: Any) -> None:
@@ -117,19 +97,15 @@ def _stop_bridge(**_: Any) -> None:
         log.info("event_loop.stopped", pid=os.getpid())
 
 
-def _log_report(app: HexaCelery, found: list[TaskDefinition]) -> None:
+def _log_report(app: HexaCelery, found: list[TaskDefinition], near: list[str]) -> None:
     settings: Settings = app.hexa_settings
     log.info("worker.connection", **settings.describe())
     services = sorted({d.service for d in found})
     log.info("discovery.services", count=len(services), services=services)
     for definition in found:
-        log.info(
-            "task.registered",
-            name=definition.name,
-            line=task_line(definition),
-            is_async=definition.is_async,
-            retry=definition.retry_summary or None,
-        )
+        log.info("task.registered", name=definition.name, **definition.settings())
+    for note in near:
+        log.warning("discovery.near_miss", note=note)
     log.info("discovery.total", tasks=len(found))
 
 
@@ -141,12 +117,13 @@ def create_celery_worker(
     Task name: the service name without its `_tasks` suffix, a dot, and the dict key.
     """
     app = build_app(settings)
-    found = definitions(locator.services())
+    services = locator.services()
+    found = definitions(services)
     for definition in found:
         register_task(app, definition)
     app.conf.task_routes = {d.name: {"queue": d.queue} for d in found if d.queue}
     app.conf.beat_schedule = beat_schedule(found)
     _connect_signals()
     use_app(app)
-    _log_report(app, found)
+    _log_report(app, found, near_misses(services))
     return app

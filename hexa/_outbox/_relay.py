@@ -17,6 +17,7 @@ from typing import Any
 from celery import Celery
 from sqlalchemy import Engine, delete, select, update
 
+from hexa._exceptions import error_text
 from hexa._logging import get_logger
 from hexa._outbox._message import publish_row
 from hexa._outbox._table import SENT_ROWS_KEPT, outbox_table, utcnow
@@ -103,7 +104,7 @@ class Relay:
                     sent = self.relay_batch()
                     self.prune()
                 except Exception as error:
-                    log.warning("outbox.relay.retry", error=f"{type(error).__name__}: {error}")
+                    log.warning("outbox.relay.retry", error=error_text(error))
                     stop.wait(ERROR_PAUSE)
                     continue
                 if sent < self.batch_size:

@@ -7,6 +7,7 @@ import threading
 from celery import Celery
 from sqlalchemy import func, select
 
+from hexa._exceptions import error_text
 from hexa._logging import get_logger
 from hexa._outbox._database import create_table, ensure_table, relay_engine, shown
 from hexa._outbox._relay import DEFAULT_BATCH, Relay
@@ -38,7 +39,7 @@ def run_relay(
         except Exception as error:
             if not retry:
                 raise
-            log.error("outbox.relay.failed", error=f"{type(error).__name__}: {error}")
+            log.error("outbox.relay.failed", error=error_text(error))
             stop.wait(RESTART_PAUSE)
         else:
             relay.run(stop)

@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
+from hexa._exceptions import error_text
 from hexa._logging import get_logger
 from hexa._outbox._table import CHANNEL
 
@@ -59,7 +60,7 @@ class Listen:
             for _ in self._connection().notifies(timeout=timeout, stop_after=1):
                 pass
         except Exception as error:  # the database went away: poll until it is back
-            log.warning("outbox.relay.listen_failed", error=f"{type(error).__name__}: {error}")
+            log.warning("outbox.relay.listen_failed", error=error_text(error))
             self.close()
             stop.wait(timeout)
 

@@ -62,9 +62,8 @@ class TestPersistentLoop:
     ) -> None:
         root = project(PROBE, SYNC_PROBE)
         worker = start_worker(root, real_env, ["--pool=prefork", "--concurrency=2"])
-        lines = {e["name"]: e["line"] for e in worker.events("task.registered")}
-        assert lines["async_probe.ping"] == "async_probe.ping [async]"
-        assert lines["sync_probe.overrun"] == "sync_probe.overrun"
+        is_async = {e["name"]: e.get("is_async") for e in worker.events("task.registered")}
+        assert (is_async["async_probe.ping"], is_async["sync_probe.overrun"]) == (True, None)
 
         replies = send_all(worker, plain_client, "ping", 8)
 

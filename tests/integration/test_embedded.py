@@ -21,6 +21,26 @@ def hexa(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )  # fmt: skip
 
 
+FAILING = """\
+from hexa import Module, module_task
+
+
+@module_task(module="failing")
+def divide(a: int, b: int) -> float:
+    return a / b
+
+
+class FailingModule(Module):
+    pass
+"""
+
+# A script in a subfolder of the project: no RABBITMQ_URL/REDIS_URL, so the embedded broker.
+SUBFOLDER_CLIENT = """\
+import hexa
+print(hexa.current_app().send_task("invoicing.emit_invoice", args=[7]).get(timeout=30))
+"""
+
+
 class TestEmbeddedDefault:
     def test_worker_and_client_in_one_directory_find_each_other(
         self, project: Callable[..., Path], start_worker: StartWorker
@@ -58,3 +78,30 @@ class TestEmbeddedDefault:
             for line in lines
         )
         assert any("'reports_task'" in line and "reports_tasks" in line for line in lines)
+
+    def test_a_client_in_a_subfolder_uses_the_projects_hexa(
+        self, project: Callable[..., Path], start_worker: StartWorker
+    ) -> None:
+        root = project()
+        start_worker(root, NO_SERVERS, ["--concurrency=1"])
+        scripts = root / "scripts"
+        scripts.mkdir()
+        (scripts / "enqueue.py").write_text(SUBFOLDER_CLIENT)
+        env = {k: v for k, v in __import__("os").environ.items() if k not in NO_SERVERS}
+        done = subprocess.run([sys.executable, "enqueue.py"], cwd=scripts, env=env,
+                              capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+        assert (done.returncode, done.stdout) == (0, "Factura 7 emitida!\n"), done.stderr
+        assert not (scripts / ".hexa").exists()
+
+    def test_send_wait_on_a_failed_task_prints_its_error_and_exits_1(
+        self, project: Callable[..., Path], start_worker: StartWorker
+    ) -> None:
+        root = project()
+        (root / "modules" / "failing").mkdir()
+        (root / "modules" / "failing" / "module.py").write_text(FAILING)
+        start_worker(root, NO_SERVERS, ["--concurrency=1"])
+        sent = hexa(root, "send", "failing.divide", "1", "0", "--wait", "--timeout", "30")
+        assert sent.returncode == 1, sent.stdout + sent.stderr
+        assert sent.stderr == "hexa: failing.divide failed: ZeroDivisionError: division by zero\n"
+        assert len(sent.stdout.split()) == 1  # the task id, and no result
+

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -80,3 +82,21 @@ class TestReload:
         source.write_text(good.replace('return "v1"', 'return "v2"'))
         worker.wait_for("worker.ready", count=2, timeout=20)
         assert plain_client.send_task("reload_probe.version").get(timeout=20) == "v2"
+
+    def test_a_supervisor_killed_with_sigkill_leaves_no_worker_running(
+        self,
+        project: Callable[..., Path],
+        start_worker: StartWorker,
+        real_env: dict[str, str],
+    ) -> None:
+        root = project(RELOAD_PROBE)
+        worker = start_worker(root, real_env, ["--reload", "--concurrency=1"])
+        (child,) = [e["pid"] for e in worker.events("worker.started")]
+        assert alive_in_group(child), "the worker and its pool run in the child's group"
+        os.kill(worker.proc.pid, signal.SIGKILL)  # the supervisor only, not its child's group
+        worker.proc.wait(10)
+        deadline = time.monotonic() + 30
+        while alive_in_group(child) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert alive_in_group(child) == [], worker.output()
+

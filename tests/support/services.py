@@ -1,4 +1,4 @@
-"""The real RabbitMQ and Redis: found, or a failure in CI (never a silent skip there)."""
+"""The real RabbitMQ and Redis: found, or a failure (never a skip) that says how to start them."""
 
 from __future__ import annotations
 
@@ -22,14 +22,27 @@ def answers(url: str) -> bool:
         return False
 
 
+#: How to run one of the real services here, for the failure message.
+START = {
+    "RabbitMQ": "rabbitmq-server -detached (or: docker run -d -p 5672:5672 rabbitmq:3)",
+    "Redis": "redis-server --daemonize yes (or: docker run -d -p 6379:6379 redis:7)",
+}
+
+
 def require(url: str, what: str) -> str:
-    """The URL when its service answers; otherwise fail in CI and skip on a laptop."""
+    """The URL when its service answers; otherwise the test fails, saying how to start it.
+
+    Never a skip: a suite that skips its integration tests when a service is down passes
+    without testing what matters. Point HEXA_TEST_RABBITMQ_URL / HEXA_TEST_REDIS_URL
+    elsewhere, or deselect them: `pytest -m "not integration"`.
+    """
     if answers(url):
         return url
-    message = f"{what} is not answering at {url}"
-    if os.environ.get("CI"):
-        pytest.fail(message + " (CI must run the integration tests)")
-    pytest.skip(message)
+    pytest.fail(
+        f"{what} is not answering at {url}: start it ({START[what]}), point "
+        f"HEXA_TEST_{what.upper()}_URL at one, or run pytest -m 'not integration'",
+        pytrace=False,
+    )
 
 
 def unique(prefix: str) -> str:

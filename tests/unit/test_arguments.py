@@ -9,6 +9,7 @@ import uuid
 from typing import Any
 
 import pytest
+from kombu.utils import json
 
 from hexa import DispatchError
 from hexa._arguments import bind_arguments, check_json, readable
@@ -26,8 +27,9 @@ EMIT = inspect.signature(emit)
 
 
 class TestBindArguments:
-    def test_a_call_that_fits_passes(self) -> None:
-        bind_arguments("m.emit", EMIT, [1, "n", 2, 3], {"urgent": True})
+    def test_a_call_that_fits_is_bound_to_the_parameters(self) -> None:
+        bound = bind_arguments("m.emit", EMIT, [1, "n", 2, 3], {"urgent": True})
+        assert bound.arguments == {"invoice_id": 1, "note": "n", "extra": (2, 3), "urgent": True}
 
     def test_a_missing_argument_names_the_task_and_its_signature(self) -> None:
         with pytest.raises(TypeError) as caught:
@@ -64,15 +66,19 @@ class TestBindArguments:
 
 
 class TestCheckJson:
-    def test_plain_data_and_the_types_celery_encodes_pass(self) -> None:
+    def test_plain_data_and_the_types_celery_encodes_pass_and_travel(self) -> None:
         value = {
             "list": [1, 2.5, "x", None, True],
             "nested": {"when": datetime.datetime(2026, 1, 1), "day": datetime.date(2026, 1, 1)},
-            "id": uuid.uuid4(),
+            "id": uuid.UUID(int=7),
             "amount": decimal.Decimal("1.5"),
             "tuple": (1, 2),
         }
-        check_json("m.emit", [value], {"note": "x"}, EMIT)
+        check_json("m.emit", [value], {"note": "x"}, EMIT)  # accepted: nothing raised ...
+        travelled = json.loads(json.dumps(value))  # ... and Celery's serializer carries it
+        assert travelled["nested"]["when"] == datetime.datetime(2026, 1, 1)
+        assert (travelled["id"], travelled["tuple"]) == (uuid.UUID(int=7), [1, 2])
+        assert travelled["amount"] in (1.5, "1.5", decimal.Decimal("1.5"))
 
     def test_a_positional_value_is_named_by_its_parameter(self) -> None:
         with pytest.raises(DispatchError) as caught:

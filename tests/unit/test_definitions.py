@@ -7,7 +7,7 @@ import inspect
 import pytest
 
 from hexa import FixedDelay, InvalidTaskConfigError, module_task
-from hexa._definitions import definitions, module_name, near_misses
+from hexa._definitions import definitions, module_name, near_misses, unknown_task_reason
 
 
 def add(a: int, b: int) -> int:
@@ -102,3 +102,28 @@ class TestNearMisses:
 
     def test_regular_services_are_not_near_misses(self) -> None:
         assert near_misses({"task_repository": object(), "invoicing_tasks": {"a": add}}) == []
+
+
+class TestUnknownTaskReason:
+    def test_a_near_miss_of_the_tasks_module_is_named_with_its_fix(self) -> None:
+        reason = unknown_task_reason("orders.place_order", {"orders_task": {"place_order": add}})
+        assert reason == (
+            "unknown task 'orders.place_order': no module of this worker declares it; "
+            "'orders_task' looks like a tasks service but does not end in '_tasks'; "
+            "rename it to 'orders_tasks' to have it discovered"
+        )
+
+    def test_a_tasks_service_that_is_not_a_dict_is_named_too(self) -> None:
+        reason = unknown_task_reason("orders.place_order", {"orders_tasks": [add]})
+        assert reason.endswith(
+            "'orders_tasks' ends in '_tasks' but is a list, not a dict of functions"
+        )
+
+    def test_without_a_near_miss_the_closest_task_names_are_offered(self) -> None:
+        services = {"orders_tasks": {"place_order": add}, "billing_task": {"charge": add}}
+        reason = unknown_task_reason("orders.place_ordr", services)
+        assert reason.endswith("declares it; did you mean 'orders.place_order'?")
+
+    def test_nothing_close_says_only_that_it_is_unknown(self) -> None:
+        reason = unknown_task_reason(None, {"orders_tasks": {"place_order": add}})
+        assert reason == "unknown task None: no module of this worker declares it"

@@ -11,6 +11,7 @@ import pytest
 from hexa import Backoff, FixedDelay, module_task
 from hexa._definitions import CELERY_OPTIONS, HEXA_OPTIONS
 from hexa._logging import FORMAT_ENV
+from hexa._observe import CLIENT_METRICS_ENV
 from hexa._options import SEND_TASK_OPTIONS
 from hexa._settings import (
     BACKEND_ENV,
@@ -20,6 +21,7 @@ from hexa._settings import (
     PUBLISH_TIMEOUT_ENV,
     QUEUE_ENV,
 )
+from hexa.metrics import METRICS_PORT_ENV
 from tests.support.worker import REPO
 
 PAGES = [*sorted((REPO / "docs").glob("*.md")), REPO / "README.md", REPO / "CHANGELOG.md"]
@@ -31,26 +33,34 @@ def text(name: str) -> str:
     return (REPO / "docs" / name).read_text(encoding="utf-8")
 
 
-@pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(REPO)))
-def test_relative_links_resolve(page: Path) -> None:
+def relative_links(page: Path) -> list[str]:
+    """The targets of the page's links to files of this repository (code spans left out)."""
     prose = CODE.sub("", page.read_text(encoding="utf-8"))
-    for target in LINK.findall(prose):
-        if target.startswith(("http://", "https://", "#")):
-            continue
-        assert (page.parent / target.split("#")[0]).exists(), f"{page.name}: {target}"
+    return [t for t in LINK.findall(prose) if not t.startswith(("http://", "https://", "#"))]
+
+
+LINKS = [(page, target) for page in PAGES for target in relative_links(page)]
+
+
+@pytest.mark.parametrize(
+    ("page", "target"), LINKS, ids=[f"{p.relative_to(REPO)}->{t}" for p, t in LINKS]
+)
+def test_relative_link_resolves(page: Path, target: str) -> None:
+    assert (page.parent / target.split("#")[0]).exists()
+
+
+def test_every_docs_page_is_linked_from_the_index_and_the_readme_links_the_index() -> None:
+    index = set(relative_links(REPO / "docs" / "README.md"))
+    pages = {p.name for p in PAGES if p.parent.name == "docs" and p.name != "README.md"}
+    assert pages - {target.split("#")[0] for target in index} == set()
+    assert relative_links(REPO / "README.md")  # the front page links into docs/
 
 
 class TestConfigurationReference:
     def test_every_environment_variable_is_documented(self) -> None:
         page = text("configuration.md")
-        names = (
-            BROKER_ENV,
-            BACKEND_ENV,
-            QUEUE_ENV,
-            FORMAT_ENV,
-            PUBLISH_TIMEOUT_ENV,
-            MAX_MESSAGE_SIZE_ENV,
-        )
+        names = (BROKER_ENV, BACKEND_ENV, QUEUE_ENV, FORMAT_ENV, PUBLISH_TIMEOUT_ENV)
+        names += (METRICS_PORT_ENV, CLIENT_METRICS_ENV, MAX_MESSAGE_SIZE_ENV)
         for name in (*names, ".env", HOME_DIR):
             assert f"`{name}" in page, name
 

@@ -163,6 +163,10 @@ MALFORMED: dict[str, tuple[Message, str]] = {
     "chain as one signature": (v2(body=[[], {}, {"chain": {"task": "a"}}]), "body chain must"),
     "errbacks as one signature": (v2(body=[[], {}, {"errbacks": {"task": "a"}}]), "errbacks"),
     "chord as a list": (v2(body=[[], {}, {"chord": [{"task": "a"}]}]), "body chord"),
+    "a chain option that is no list of signatures": (
+        v2(body=[[], {}, {"chord": {"task": "a", "options": {"chain": "x"}}}]),
+        "option 'chain'",
+    ),
     "chord of unknown type": (
         v2(body=[[], {}, {"chord": {"task": "a", "subtask_type": "nope"}}]),
         "subtask_type",
@@ -202,6 +206,13 @@ class TestMalformedMessages:
             signature = {"task": "a", "options": {"link": signature}}
         with pytest.raises(MalformedMessage, match="deeper than"):
             check_message(v2(body=[[], {}, {"callbacks": [signature]}]))
+
+    def test_the_rest_of_a_chain_may_ride_in_a_signatures_options(self) -> None:
+        rest = [{"task": "t.add", "args": [1], "options": {"task_id": "x"}}]
+        for chain in ([], rest):
+            check_message(
+                v2(body=[[], {}, {"chord": {"task": "t.total", "options": {"chain": chain}}}])
+            )
 
     def test_what_celery_refuses_itself_is_left_to_it(self) -> None:
         check_message(as_message(None, {}, raw=b"\x00 not json"))  # undecodable: Celery's

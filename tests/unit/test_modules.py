@@ -86,11 +86,36 @@ class TestDiscoverModules:
         assert report.skipped == ["empty: no module.py"]
 
     def test_broken_module_fails_loudly_with_its_path(self, make_project: Project) -> None:
-        make_project(files(broken="import does_not_exist\n"))
+        root = make_project(files(broken="import does_not_exist\n"))
         with pytest.raises(ModuleImportError) as raised:
             discover_modules()
-        assert raised.value.path.endswith("modules/broken/module.py")
-        assert "does_not_exist" in str(raised.value)
+        module_py = str(root / "modules" / "broken" / "module.py")
+        assert raised.value.path == module_py
+        assert str(raised.value) == (
+            f"could not import {module_py}, line 1: ModuleNotFoundError: "
+            "No module named 'does_not_exist'"
+        )
+
+    def test_an_error_in_a_task_file_names_that_file_and_line(self, make_project: Project) -> None:
+        tree = files(orders="from modules.orders import tasks  # noqa: F401\n")
+        tree["modules/orders/tasks.py"] = "import os\n\nfrom os import no_such_name\n"
+        root = make_project(tree)
+        with pytest.raises(ModuleImportError) as raised:
+            discover_modules()
+        folder = root / "modules" / "orders"
+        assert raised.value.origin == f"{folder / 'tasks.py'}, line 3"
+        assert str(raised.value).startswith(
+            f"could not import {folder / 'tasks.py'}, line 3 (imported by {folder / 'module.py'}): "
+            "ImportError: cannot import name 'no_such_name' from 'os'"
+        )
+
+    def test_a_syntax_error_names_the_line_that_does_not_parse(self, make_project: Project) -> None:
+        tree = files(orders="from modules.orders import tasks  # noqa: F401\n")
+        tree["modules/orders/tasks.py"] = "def ok() -> None:\n    pass\n\ndef broken(:\n"
+        root = make_project(tree)
+        with pytest.raises(ModuleImportError) as raised:
+            discover_modules()
+        assert raised.value.origin == f"{root / 'modules' / 'orders' / 'tasks.py'}, line 4"
 
     def test_two_modules_claiming_one_task_name(self, make_project: Project) -> None:
         source = HAND_WRITTEN.format(service="shared_tasks")

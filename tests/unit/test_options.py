@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import datetime
+import inspect
 
 import attrs
 import pytest
 
-from hexa import DispatchError, UnknownOptionError
+from hexa import BaseTask, DispatchError, TasksService, UnknownOptionError
 from hexa._options import SEND_TASK_OPTIONS, WITH_OPTIONS, SendOptions, refuse_unknown_options
 
 WHEN = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
@@ -53,8 +54,14 @@ class TestSendOptions:
 
 
 class TestRefuseUnknownOptions:
-    def test_no_options_is_fine(self) -> None:
-        refuse_unknown_options("m.t", {})
+    def test_the_methods_take_exactly_the_valid_options_and_refuse_only_the_rest(self) -> None:
+        send_task = inspect.signature(TasksService.send_task).parameters
+        assert [p for p in send_task if p not in ("self", "name", "unknown")] == [
+            *SEND_TASK_OPTIONS
+        ]
+        with_options = inspect.signature(BaseTask.with_options).parameters
+        assert [p for p in with_options if p not in ("self", "unknown")] == [*WITH_OPTIONS]
+        assert refuse_unknown_options("m.t", {}) is None  # nothing left over: nothing refused
 
     @pytest.mark.parametrize("word", ["retries", "retry_policy", "max_retries"])
     def test_retry_words_point_to_the_declaration(self, word: str) -> None:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hexa import Settings
-from hexa._settings import SOCKET_TIMEOUT, mask, read_dotenv
+import pytest
+
+from hexa import ConfigurationError, Settings
+from hexa._settings import SOCKET_TIMEOUT, find_home, mask, read_dotenv
 
 
 class TestSettings:
@@ -56,3 +58,58 @@ class TestSettings:
         path.write_text('\n# c\nNOEQUALS\nA = "1"\n')
         assert read_dotenv(path) == {"A": "1"}
         assert read_dotenv(tmp_path / "missing") == {}
+
+
+class TestPrefetch:
+    def test_celery_default_unless_set(self, tmp_path: Path) -> None:
+        assert Settings.from_env(environ={}, cwd=tmp_path).prefetch_multiplier == 4
+        found = Settings.from_env(environ={"HEXA_PREFETCH_MULTIPLIER": "1"}, cwd=tmp_path)
+        assert found.prefetch_multiplier == 1
+
+    @pytest.mark.parametrize("value", ["0", "-1", "two", "1.5"])
+    def test_anything_but_a_positive_whole_number_is_refused(
+        self, tmp_path: Path, value: str
+    ) -> None:
+        with pytest.raises(ConfigurationError, match=r"HEXA_PREFETCH_MULTIPLIER.*whole number"):
+            Settings.from_env(environ={"HEXA_PREFETCH_MULTIPLIER": value}, cwd=tmp_path)
+
+
+class TestFindHome:
+    """A client in a subfolder uses the project's `.hexa/`, as git finds `.git`."""
+
+    def test_a_subfolder_of_a_project_uses_the_roots_hexa(self, tmp_path: Path) -> None:
+        (tmp_path / "modules").mkdir()
+        (tmp_path / "modules" / "__init__.py").touch()
+        deep = tmp_path / "modules" / "orders" / "scripts"
+        deep.mkdir(parents=True)
+        assert find_home(deep) == tmp_path / ".hexa"  # even before the worker made it
+        assert Settings.from_env(environ={}, cwd=deep).home == tmp_path.resolve() / ".hexa"
+
+    def test_the_nearest_existing_hexa_wins(self, tmp_path: Path) -> None:
+        (tmp_path / ".hexa").mkdir()
+        (tmp_path / "a" / "b").mkdir(parents=True)
+        assert find_home(tmp_path / "a" / "b") == tmp_path / ".hexa"
+        (tmp_path / "a" / ".hexa").mkdir()
+        assert find_home(tmp_path / "a" / "b") == tmp_path / "a" / ".hexa"
+
+    def test_nothing_above_a_projects_root_is_looked_at(self, tmp_path: Path) -> None:
+        (tmp_path / ".hexa").mkdir()  # another installation, above the project
+        project = tmp_path / "project"
+        (project / "modules").mkdir(parents=True)
+        (project / "modules" / "__init__.py").touch()
+        assert find_home(project / "modules") == project / ".hexa"
+
+    def test_outside_any_project_it_is_the_working_directorys(self, tmp_path: Path) -> None:
+        assert find_home(tmp_path) == tmp_path / ".hexa"
+
+    def test_the_roots_env_is_read_from_a_subfolder_and_the_nearer_one_wins(
+        self, tmp_path: Path
+    ) -> None:
+        (tmp_path / ".hexa").mkdir()
+        (tmp_path / ".env").write_text("RABBITMQ_URL=amqp://root//\nREDIS_URL=redis://root/0\n")
+        sub = tmp_path / "scripts"
+        sub.mkdir()
+        (sub / ".env").write_text("REDIS_URL=redis://here/1\n")
+        settings = Settings.from_env(environ={}, cwd=sub)
+        assert (settings.broker_url, settings.result_backend) == ("amqp://root//", "redis://here/1")
+

@@ -206,25 +206,44 @@ class TestCommand:
         assert stale.returncode == 1
         assert "hexa_stubs.py is stale; run: hexa stubs --out hexa_stubs.py" in stale.stderr
         (root / "hexa_stubs.py").unlink()
-        assert hexa(root, "stubs", "--check").returncode == 1
+        missing = hexa(root, "stubs", "--check")
+        assert missing.returncode == 1
+        assert "hexa_stubs.py is missing; run: hexa stubs --out hexa_stubs.py" in missing.stderr
+
+    def test_the_docstring_names_the_module_out_writes(self, project: Callable[..., Path]) -> None:
+        root = project()
+        assert hexa(root, "stubs", "--out", "tasks_client.py").returncode == 0
+        text = (root / "tasks_client.py").read_text()
+        assert "Regenerate with `hexa stubs --out tasks_client.py`;" in text
+        assert "    from tasks_client import invoicing\n" in text
+        assert "hexa_stubs" not in text
 
     def test_mypy_checks_calls_against_the_generated_stubs(
         self, project: Callable[..., Path], tmp_path: Path
     ) -> None:
+        """A client outside the project, type-checked against hexa as installed (make install).
+
+        No MYPYPATH: the development install must be one type checkers can follow (a link
+        tree on a `.pth` path, not an import hook), as a wheel install (`pip install hexa`) is.
+        """
         client = tmp_path / "client"
-        (client / "lib").mkdir(parents=True)
-        (client / "lib" / "hexa").symlink_to(REPO / "hexa")  # hexa, and not modules/
+        client.mkdir()
         made = hexa(project(TYPED_CALLS), "stubs", "--out", str(client / "hexa_stubs.py"))
         assert made.returncode == 0, made.stderr
         (client / "client.py").write_text(CLIENT)
+        environ = {k: v for k, v in os.environ.items() if k not in ("MYPYPATH", "PYTHONPATH")}
         checked = subprocess.run(
             [sys.executable, "-m", "mypy", "--strict", "--cache-dir", os.devnull, *CHECKED],
             cwd=client,
-            env={**os.environ, "MYPYPATH": "lib"},
+            env=environ,
             capture_output=True,
             text=True,
             timeout=120,
             check=False,
+        )
+        assert "Cannot find implementation or library stub" not in checked.stdout, (
+            "mypy cannot see the installed hexa: install it with `make install` (a strict "
+            "editable install)\n" + checked.stdout
         )
         errors = [line for line in checked.stdout.splitlines() if ": error: " in line]
         assert [e.split(": error: ")[0] for e in errors] == [

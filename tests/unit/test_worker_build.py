@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import inspect
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from celery.schedules import crontab
 
 from hexa import (
     Backoff,
@@ -16,8 +18,9 @@ from hexa import (
     module_task,
     use_app,
 )
-from hexa._definitions import definitions
-from hexa._worker import entry_point, register_task, task_line
+from hexa._definitions import definitions, task_line
+from hexa._worker import entry_point, register_task
+from hexa.testing import capture_logs
 
 
 def add(a: int, b: int = 1) -> int:
@@ -54,8 +57,11 @@ class TestCreateCeleryWorker:
         assert conf.task_serializer == "json"
         assert conf.task_acks_late
         assert conf.task_reject_on_worker_lost
-        assert conf.worker_prefetch_multiplier == 1
+        # Celery's own prefetch: unacknowledged messages are redelivered if the worker dies.
+        assert conf.worker_prefetch_multiplier == 4
         assert conf.broker_connection_retry_on_startup
+        # Task events off until Flower or `celery control enable_events` asks, as in Celery.
+        assert conf.worker_send_task_events is False
 
     def test_retry_policy_becomes_celery_options(self, settings: Settings) -> None:
         task = module_task(module="m", retry=Backoff(max_retries=4, max=60))(add)
@@ -80,6 +86,27 @@ class TestCreateCeleryWorker:
 
         app = build({"m_tasks": {"tick": {"task": tick, "config": {"schedule": 5.0}}}}, settings)
         assert app.conf.beat_schedule == {"m.tick": {"task": "m.tick", "schedule": 5.0}}
+
+    def test_start_up_logs_one_short_line_per_task_with_only_what_is_set(
+        self, settings: Settings
+    ) -> None:
+        config = {"autoretry_for": (OSError,), "max_retries": 2, "timeout": 5, "queue": "io"}
+        with capture_logs() as logs:
+            build({"m_tasks": {"add": add, "fetch": {"task": fetch, "config": config}}}, settings)
+        plain, rich = logs.named("task.registered")
+        assert {k: v for k, v in plain.items() if k not in ("event", "log_level")} == {
+            "name": "m.add"
+        }
+        assert rich["retry"] == "retry 2x on OSError: every 180s"
+        assert (rich["is_async"], rich["queue"], rich["timeout"]) == (True, "io", 5)
+        assert "line" not in rich  # the name and the retry summary are said once
+
+    def test_near_misses_are_logged_at_start_up(self, settings: Settings) -> None:
+        with capture_logs() as logs:
+            build({"orders_task": {"place_order": add}}, settings)
+        (miss,) = logs.named("discovery.near_miss")
+        assert miss["log_level"] == "warning"
+        assert "rename it to 'orders_tasks'" in miss["note"]
 
     def test_name_taken_in_the_app_is_an_error(self, settings: Settings) -> None:
         locator = ServiceLocator()
@@ -106,3 +133,14 @@ class TestEntryPoint:
         config = {"autoretry_for": (OSError,), "max_retries": 2, "default_retry_delay": 7}
         (found,) = definitions({"m_tasks": {"fetch": {"task": fetch, "config": config}}})
         assert task_line(found) == "m.fetch [async]  (retry 2x on OSError: every 7s)"
+
+    def test_task_line_shows_queue_timeout_and_schedule_when_set(self) -> None:
+        def tick() -> None: ...
+
+        config = {"queue": "io", "timeout": 30, "schedule": timedelta(minutes=5)}
+        (found,) = definitions({"m_tasks": {"tick": {"task": tick, "config": config}}})
+        assert task_line(found) == "m.tick  queue=io  timeout=30s  schedule=every 300s"
+        (cron,) = definitions(
+            {"m_tasks": {"tick": {"task": tick, "config": {"schedule": crontab(minute=0)}}}}
+        )
+        assert task_line(cron).startswith("m.tick  schedule=<crontab: 0 * * * *")
