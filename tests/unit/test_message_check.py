@@ -209,10 +209,9 @@ class TestMalformedMessages:
 
     def test_the_rest_of_a_chain_may_ride_in_a_signatures_options(self) -> None:
         rest = [{"task": "t.add", "args": [1], "options": {"task_id": "x"}}]
-        for chain in ([], rest):
-            check_message(
-                v2(body=[[], {}, {"chord": {"task": "t.total", "options": {"chain": chain}}}])
-            )
+        for rest_of_chain in ([], rest):
+            body = {"task": "t.total", "options": {"chain": rest_of_chain}}
+            check_message(v2(body=[[], {}, {"chord": body}]))
 
     def test_what_celery_refuses_itself_is_left_to_it(self) -> None:
         check_message(as_message(None, {}, raw=b"\x00 not json"))  # undecodable: Celery's
