@@ -184,6 +184,7 @@ class TaskEvents:
     """Celery's task events (what Flower shows), recorded in a thread until `stop()`."""
 
     def __init__(self, app: Any) -> None:
+        app.control.enable_events()  # off until asked for, as Flower asks
         self.seen: list[str] = []
         self.conn = app.connection_for_read()
         self.receiver = app.events.Receiver(self.conn, handlers={"*": self.record})
