@@ -151,9 +151,6 @@ class TestFuzz:
         strays = [
             (lt.id, lt.reason) for lt, m in zip(letters, marks, strict=True) if "fuzz-" not in m
         ]
-        if strays and os.environ.get("HEXA_FUZZ_DEBUG"):
-            for stray_id, _ in strays:
-                print("STRAY", [ln for ln in worker.lines if stray_id in ln][:20])
         assert not strays, f"dead letters that name no message: {strays[:5]}"
         by_index = collections.Counter(int(mark.removeprefix("fuzz-")) for mark in marks)
         assert not [i for i, n in by_index.items() if n > 1], "a message was dead-lettered twice"
