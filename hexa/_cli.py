@@ -19,6 +19,8 @@ from hexa._dead_letters import DeadLetter, DeadLetterStore, dead_queue_name
 from hexa._locator import service_locator
 from hexa._logging import configure_logging
 from hexa._modules import TASKS_SERVICE, DiscoveryReport, ModuleRegistry, discover_modules
+from hexa._pools import register as register_pools
+from hexa._pools.processes import run_processes
 from hexa._reload import is_reload_child, run_with_reload
 from hexa._schedule import log_beat_schedule, schedule_file
 from hexa._settings import Settings
@@ -58,6 +60,10 @@ def cmd_worker(args: argparse.Namespace) -> int:
     if args.reload and not is_reload_child():
         configure_logging(level=args.loglevel)
         return run_with_reload(args.argv)
+    if args.processes > 1:
+        configure_logging(level=args.loglevel)
+        return run_processes(args.argv, args.processes, args.hostname)
+    register_pools()
     app, _ = discover(args.loglevel)
     if args.beat:
         log_beat_schedule(app.hexa_definitions)
@@ -206,11 +212,29 @@ def cmd_stubs(args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value}: give a whole number >= 1, e.g. --processes 2")
+    return value
+
+
 def _add_worker(commands: Any, name: str, help_text: str) -> None:
     worker = commands.add_parser(name, help=help_text, description=help_text)
     worker.add_argument("--queues", "-Q", help="comma-separated queues to consume")
-    worker.add_argument("--pool", "-P", help="prefork (default), threads or solo")
-    worker.add_argument("--concurrency", "-c", type=int, help="pool size")
+    worker.add_argument(
+        "--pool", "-P", help="prefork (default), asyncio (async tasks on the loop), threads or solo"
+    )
+    worker.add_argument(
+        "--concurrency", "-c", type=int, help="pool size; asyncio: tasks in flight per process"
+    )
+    worker.add_argument(
+        "--processes",
+        type=_positive,
+        default=1,
+        metavar="P",
+        help="run P worker processes (one per core), each with its own pool and loop",
+    )
     worker.add_argument("--loglevel", "-l", default="INFO", help="default: INFO")
     worker.add_argument("--hostname", "-n", help="node name, e.g. invoicing@%%h")
     worker.add_argument("--beat", "-B", action="store_true", help="also run periodic tasks")
