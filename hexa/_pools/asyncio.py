@@ -216,7 +216,7 @@ def _check_greenlet_locals() -> None:
     import greenlet
     from celery.utils import threads
 
-    if threads.get_ident is not greenlet.getcurrent or threads.USE_FAST_LOCALS:
+    if threads.get_ident is not greenlet.getcurrent or getattr(threads, "USE_FAST_LOCALS", None):
         raise ConfigurationError(
             "--pool asyncio needs Celery's per-greenlet task stacks: unset USE_FAST_LOCALS "
             "and make sure greenlet is installed before Celery is imported"
