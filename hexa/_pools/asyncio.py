@@ -20,8 +20,9 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 from celery.concurrency.base import BasePool, apply_target
@@ -31,6 +32,7 @@ from hexa._exceptions import ConfigurationError
 from hexa._logging import get_logger
 from hexa._pools._consumer_thread import ConsumerThreadCalls
 from hexa._pools._greenlets import CancelledAtShutdown, GreenletHost
+from hexa._settings import read_dotenv
 
 log = get_logger()
 
@@ -44,9 +46,11 @@ TRACE_HOSTS = 16
 MAX_SYNC_THREADS = 32
 
 
-def shutdown_grace(environ: dict[str, str] | None = None) -> float:
-    """`HEXA_SHUTDOWN_GRACE`: seconds a warm shutdown waits before cancelling coroutines."""
-    text = (environ if environ is not None else os.environ).get(GRACE_ENV, "").strip()
+def shutdown_grace(environ: Mapping[str, str] | None = None) -> float:
+    """`HEXA_SHUTDOWN_GRACE` (environment, then `./.env`): seconds before cancelling."""
+    if environ is None:
+        environ = {**read_dotenv(Path.cwd() / ".env"), **os.environ}
+    text = environ.get(GRACE_ENV, "").strip()
     try:
         grace = float(text) if text else DEFAULT_GRACE
     except ValueError:
