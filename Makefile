@@ -10,10 +10,13 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,sqlalchemy]'
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# The example application's database (modules/invoicing): the worker relays its outbox.
+worker dev: export HEXA_OUTBOX_URL ?= $(or $(DATABASE_URL),sqlite:///.hexa/app.db)
 
 worker: $(STAMP)
 	$(BIN)/hexa worker

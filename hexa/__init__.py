@@ -1,9 +1,13 @@
-"""hexa: decorate plain functions in your modules; one Celery worker runs them all."""
+"""hexa: decorate plain functions in your modules; one Celery worker runs them all.
 
-from hexa._app import build_app, current_app, use_app
-from hexa._bridge import EventLoopBridge, bridge
+Every name below is public API, described in docs/api.md; anything else (the `hexa._*`
+modules) is internal and may change.
+"""
+
+from hexa._app import HexaCelery, build_app, current_app, use_app
 from hexa._dead_letters import DeadLetter, DeadLetterStore
 from hexa._decorator import module_task
+from hexa._definitions import TaskDefinition
 from hexa._exceptions import (
     ConfigurationError,
     DiscoveryError,
@@ -17,16 +21,17 @@ from hexa._exceptions import (
     ResultBackendError,
     ServiceNotFoundError,
     TaskTimeoutError,
+    UnknownOptionError,
     UnknownTaskError,
 )
 from hexa._locator import ServiceLocator, service_locator
 from hexa._modules import DiscoveryReport, Module, ModuleRegistry, discover_modules
-from hexa._registry import Registry, registry
+from hexa._outbox import Outbox, outbox
+from hexa._registry import registry
 from hexa._remote import RemoteTask, remote_task
 from hexa._result import ResultNotStoredError, TaskResult
 from hexa._retry import Backoff, FixedDelay, RetryPolicy, celery_retry_options, retry_delay
 from hexa._settings import Settings
-from hexa._spec import TaskSpec
 from hexa._task import AsyncTask, BaseTask, Task
 from hexa._tasks_service import TasksService
 from hexa._worker import create_celery_worker
@@ -42,16 +47,16 @@ __all__ = [
     "DiscoveryReport",
     "DispatchError",
     "DuplicateTaskError",
-    "EventLoopBridge",
     "FixedDelay",
+    "HexaCelery",
     "HexaError",
     "InvalidPolicyError",
     "InvalidTaskConfigError",
     "Module",
     "ModuleImportError",
     "ModuleRegistry",
+    "Outbox",
     "PublishError",
-    "Registry",
     "RemoteTask",
     "ResultBackendError",
     "ResultNotStoredError",
@@ -60,18 +65,19 @@ __all__ = [
     "ServiceNotFoundError",
     "Settings",
     "Task",
+    "TaskDefinition",
     "TaskResult",
-    "TaskSpec",
     "TaskTimeoutError",
     "TasksService",
+    "UnknownOptionError",
     "UnknownTaskError",
-    "bridge",
     "build_app",
     "celery_retry_options",
     "create_celery_worker",
     "current_app",
     "discover_modules",
     "module_task",
+    "outbox",
     "registry",
     "remote_task",
     "retry_delay",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from celery import Celery
 from celery.app import backends
@@ -11,9 +11,6 @@ from celery.backends.redis import RedisBackend
 
 from hexa._result_store import TolerantRedisBackend
 from hexa._settings import Settings
-
-if TYPE_CHECKING:
-    from hexa._definitions import TaskDefinition
 
 APP_NAME = "hexa_worker"  # the seed's name; plain Celery clients use it too
 
@@ -58,7 +55,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
 
 
 class HexaCelery(Celery):
-    """A Celery app that knows its hexa settings and the tasks discovery gave it."""
+    """A Celery app that knows its hexa settings."""
 
     def __init__(self, settings: Settings, **kwargs: Any) -> None:
         super().__init__(
@@ -69,7 +66,6 @@ class HexaCelery(Celery):
             **kwargs,
         )
         self.hexa_settings = settings
-        self.hexa_definitions: list[TaskDefinition] = []
         self.conf.update(celery_config(settings))
 
     def _get_backend(self) -> Any:
@@ -102,7 +98,11 @@ def current_app() -> HexaCelery:
     return _current
 
 
-def use_app(app: HexaCelery | None) -> None:
-    """Make `app` the one `.send()` publishes with (None: rebuild from the environment)."""
+def use_app(app: HexaCelery | None) -> HexaCelery | None:
+    """Make `app` the one `.send()` publishes with (None: rebuild from the environment).
+
+    Returns the app it replaces (None when none was in use), so a caller can put it back.
+    """
     global _current
-    _current = app
+    previous, _current = _current, app
+    return previous

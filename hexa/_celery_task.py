@@ -12,16 +12,13 @@ from celery import Task as CeleryTask
 from celery.exceptions import Retry
 
 from hexa._dead_letters import record_failure
+from hexa._exceptions import error_text
 from hexa._logging import get_logger
 
 log = get_logger()
 # A task's start time, in its own context: a thread's, or a greenlet's on the asyncio pool
 # (where many tasks share a thread).
 _started: ContextVar[float] = ContextVar("hexa_task_started")
-
-
-def _error(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}"
 
 
 def _delay(einfo: Any) -> float | None:
@@ -39,9 +36,8 @@ def _delay(einfo: Any) -> float | None:
 class HexaTask(CeleryTask[Any, Any]):
     """Binds the task id into the log context and logs `task.succeeded|retry|failed`."""
 
-    #: hexa's async bridge enforces timeouts for async tasks; set by discovery for logging.
+    #: The task's declared `timeout=`, set by discovery, for the `task.failed` event.
     hexa_timeout: float | None = None
-    hexa_async: bool = False
 
     def before_start(self, task_id: str, args: Any, kwargs: Any) -> None:
         structlog.contextvars.bind_contextvars(task_id=task_id, task=self.name)
@@ -61,7 +57,7 @@ class HexaTask(CeleryTask[Any, Any]):
             "task.retry",
             attempt=self.request.retries + 1,
             delay=_delay(einfo),
-            error=_error(exc),
+            error=error_text(exc),
         )
 
     def on_failure(
@@ -71,7 +67,7 @@ class HexaTask(CeleryTask[Any, Any]):
             "task.failed",
             attempts=self.request.retries + 1,
             duration=self._elapsed(),
-            error=_error(exc),
+            error=error_text(exc),
             timeout=self.hexa_timeout,
         )
         record_failure(self, task_id, args, kwargs, exc)

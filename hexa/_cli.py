@@ -13,16 +13,17 @@ from typing import Any
 from celery.result import AsyncResult
 
 from hexa._app import HexaCelery, current_app
+from hexa._beat import log_beat_schedule, schedule_file
 from hexa._cli_errors import explain
 from hexa._cli_help import polish
 from hexa._dead_letters import DeadLetter, DeadLetterStore, dead_queue_name
 from hexa._locator import service_locator
 from hexa._logging import configure_logging
 from hexa._modules import TASKS_SERVICE, DiscoveryReport, ModuleRegistry, discover_modules
+from hexa._outbox._command import add_outbox_commands, relay_with_worker
 from hexa._pools import register as register_pools
 from hexa._pools.processes import run_processes
 from hexa._reload import is_reload_child, run_with_reload
-from hexa._schedule import log_beat_schedule, schedule_file
 from hexa._settings import Settings
 from hexa._stubs import DEFAULT_STUBS_PATH, is_stale, render_stubs
 from hexa._worker import create_celery_worker, task_line
@@ -64,17 +65,18 @@ def cmd_worker(args: argparse.Namespace) -> int:
         configure_logging(level=args.loglevel)
         return run_processes(args.argv, args.processes, args.hostname)
     register_pools()
-    app, _ = discover(args.loglevel)
+    app, report = discover(args.loglevel)
     if args.beat:
-        log_beat_schedule(app.hexa_definitions)
+        log_beat_schedule(report.tasks)
+    relay_with_worker(app)  # HEXA_OUTBOX_URL set: the outbox relay runs beside the tasks
     app.worker_main(worker_argv(args, app.hexa_settings))
     return 0
 
 
 def cmd_beat(args: argparse.Namespace) -> int:
     """Celery Beat with the discovered schedule; its state file lives under `.hexa/`."""
-    app, _ = discover(args.loglevel)
-    log_beat_schedule(app.hexa_definitions)
+    app, report = discover(args.loglevel)
+    log_beat_schedule(report.tasks)
     app.start(
         ["beat", f"--loglevel={args.loglevel}", f"--schedule={schedule_file(app.hexa_settings)}"]
     )
@@ -82,18 +84,18 @@ def cmd_beat(args: argparse.Namespace) -> int:
 
 
 def cmd_tasks(args: argparse.Namespace) -> int:
-    app, report = discover()
+    _, report = discover()
     for name, path in report.modules.items():
         print(f"module  {name}  {path}")
     for service, module in report.services.items():
         print(f"service {service}  (module {module})")
-    for definition in app.hexa_definitions:
+    for definition in report.tasks:
         print(f"task    {task_line(definition)}")
     for note in report.skipped:
         print(f"skipped {note}")
     for note in report.near_misses:
         print(f"near miss: {note}")
-    print(f"total   {len(app.hexa_definitions)} tasks")
+    print(f"total   {len(report.tasks)} tasks")
     return 0
 
 
@@ -195,8 +197,8 @@ def _add_dead(commands: Any) -> None:
 
 
 def cmd_stubs(args: argparse.Namespace) -> int:
-    app, _ = discover()
-    text = render_stubs(app.hexa_definitions)
+    _, report = discover()
+    text = render_stubs(report.tasks)
     if args.out == "-":
         print(text, end="")
         return 0
@@ -208,7 +210,7 @@ def cmd_stubs(args: argparse.Namespace) -> int:
         print(f"{path} is up to date")
         return 0
     path.write_text(text, encoding="utf-8")
-    print(f"wrote {path} ({len(app.hexa_definitions)} tasks)")
+    print(f"wrote {path} ({len(report.tasks)} tasks)")
     return 0
 
 
@@ -277,6 +279,7 @@ def parser() -> argparse.ArgumentParser:
     status.add_argument("task_id", help="the id 'hexa send' or .send() gave")
     status.set_defaults(func=cmd_status)
     _add_dead(commands)
+    add_outbox_commands(commands)
 
     stubs = commands.add_parser("stubs", help="write typed clients of every task to one module")
     stubs.add_argument(

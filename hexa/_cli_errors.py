@@ -6,7 +6,7 @@ from celery.exceptions import TimeoutError as ResultTimeoutError
 from kombu.exceptions import OperationalError
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from hexa._exceptions import HexaError
+from hexa._exceptions import HexaError, error_text
 from hexa._settings import Settings
 
 
@@ -37,7 +37,7 @@ def _describe(error: BaseException) -> str:
             f"cannot reach the result backend ({_where('backend')}): {_text(error)}; "
             "is it running, and is REDIS_URL right?"
         )
-    return f"{type(error).__name__}: {error} (run 'hexa --debug ...' for the traceback)"
+    return f"{error_text(error)} (run 'hexa --debug ...' for the traceback)"
 
 
 def explain(error: BaseException) -> str:

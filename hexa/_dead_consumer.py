@@ -20,15 +20,12 @@ from kombu.message import Message
 from vine import promise
 
 from hexa._dead_letters import DeadLetterStore, dead_queue_name, from_message
+from hexa._exceptions import error_text
 from hexa._logging import get_logger
 from hexa._settings import Settings, redact
 
 log = get_logger()
 _celery_log = celery_logger(__name__)
-
-
-def _error(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}"
 
 
 class DeadLetterConsumer(Consumer):
@@ -52,7 +49,7 @@ class DeadLetterConsumer(Consumer):
             with self.app.connection_for_write() as conn:
                 DeadLetterStore(settings).add(letter, connection=conn)
         except Exception as exc:
-            log.error("dead_letter.failed", id=letter.id, error=redact(_error(exc), settings))
+            log.error("dead_letter.failed", id=letter.id, error=redact(error_text(exc), settings))
             message.reject_log_error(_celery_log, self._errors, requeue=True)
             return
         log.warning(
@@ -76,11 +73,11 @@ class DeadLetterConsumer(Consumer):
         signals.task_unknown.send(sender=self, message=message, exc=exc, name=name, id=task_id)
 
     def on_invalid_task(self, body: Any, message: Message, exc: BaseException) -> None:
-        self.dead_letter(message, f"invalid task message: {_error(exc)}")
+        self.dead_letter(message, f"invalid task message: {error_text(exc)}")
         signals.task_rejected.send(sender=self, message=message, exc=exc)
 
     def on_decode_error(self, message: Message, exc: BaseException) -> None:
-        self.dead_letter(message, f"undecodable message: {_error(exc)}")
+        self.dead_letter(message, f"undecodable message: {error_text(exc)}")
 
     def _mark_failed(self, task_id: str | None, exc: Exception) -> None:
         """Let a client waiting on the result see the failure, as Celery does."""
@@ -89,7 +86,7 @@ class DeadLetterConsumer(Consumer):
         try:
             self.app.backend.mark_as_failure(task_id, exc)
         except Exception as error:
-            log.warning("result.not_stored", id=task_id, error=_error(error))
+            log.warning("result.not_stored", id=task_id, error=error_text(error))
 
     def create_task_handler(self, promise: Any = promise) -> Callable[[Message], Any]:
         """Celery's handler, with any exception it raises turned into a dead letter."""
@@ -99,6 +96,6 @@ class DeadLetterConsumer(Consumer):
             try:
                 return handle(message)
             except Exception as exc:
-                return self.dead_letter(message, f"malformed task message: {_error(exc)}")
+                return self.dead_letter(message, f"malformed task message: {error_text(exc)}")
 
         return on_task_received

@@ -21,6 +21,7 @@ import attrs
 from kombu import Connection, Queue
 from kombu.message import Message
 
+from hexa._exceptions import error_text
 from hexa._logging import get_logger
 from hexa._settings import Settings, redact
 
@@ -250,7 +251,7 @@ def record_failure(task: Any, task_id: str, args: Any, kwargs: Any, exc: BaseExc
         task_id,
         task.name,
         (message.headers, message.body),
-        f"failed after {attempts} attempt(s): {type(exc).__name__}: {exc}",
+        f"failed after {attempts} attempt(s): {error_text(exc)}",
         str(request.delivery_info.get("routing_key") or settings.default_queue),
         settings,
     )

@@ -13,6 +13,7 @@ from hexa._exceptions import InvalidTaskConfigError
 from hexa._registry import TASKS_SUFFIX
 from hexa._retry import check_retry_config, retry_summary
 from hexa._schedule import Schedule, check_schedule
+from hexa._spec import caller_signature, is_async, qualified_name
 from hexa._task import BaseTask
 
 #: Celery task options the seed's advanced format may carry.
@@ -51,25 +52,19 @@ class TaskDefinition:
     queue: str | None = None
     timeout: float | None = None
     schedule: Schedule | None = attrs.field(default=None, eq=False)
-    task: BaseTask[Any, Any] | None = attrs.field(default=None, eq=False)
 
     @property
     def source(self) -> str:
-        return f"{self.func.__module__}.{self.func.__qualname__} (service {self.service!r})"
+        return f"{qualified_name(self.func)} (service {self.service!r})"
 
     @cached_property
     def is_async(self) -> bool:
-        return inspect.iscoroutinefunction(self.func)
+        return is_async(self.func)
 
     @cached_property
     def signature(self) -> inspect.Signature:
         """What callers pass: the function's parameters, minus the task when bound."""
-        if self.task is not None:
-            return self.task.spec.signature
-        sig = inspect.signature(self.func)
-        if self.options.get("bind"):
-            sig = sig.replace(parameters=list(sig.parameters.values())[1:])
-        return sig
+        return caller_signature(self.func, bool(self.options.get("bind")))
 
     @property
     def retry_summary(self) -> str:
@@ -82,14 +77,19 @@ def module_name(service_name: str) -> str:
 
 
 def _split_entry(service: str, key: str, entry: object) -> tuple[object, Mapping[str, Any]]:
+    """The function and its config; a decorated task brings its declaration's config along."""
+    target: object = entry
+    config: Mapping[str, Any] = {}
     if isinstance(entry, Mapping):
         if "task" not in entry or set(entry) - {"task", "config"}:
             raise InvalidTaskConfigError(
                 f"{service}[{key!r}]: the advanced format is "
                 "{'task': function, 'config': {...}}; got keys " + repr(sorted(entry))
             )
-        return entry["task"], entry.get("config") or {}
-    return entry, {}
+        target, config = entry["task"], entry.get("config") or {}
+    if isinstance(target, BaseTask):  # what the dict's own config says wins
+        return target.spec.func, {**target.spec.config(), **config}
+    return target, config
 
 
 def _check_config(service: str, key: str, config: Mapping[str, Any]) -> None:
@@ -104,10 +104,8 @@ def _check_config(service: str, key: str, config: Mapping[str, Any]) -> None:
 
 def definition(service: str, key: str, entry: object) -> TaskDefinition:
     """Read one entry of a `*_tasks` dict, in either of the seed's formats."""
-    target, config = _split_entry(service, key, entry)
+    func, config = _split_entry(service, key, entry)
     _check_config(service, key, config)
-    task = target if isinstance(target, BaseTask) else None
-    func = task.spec.func if task is not None else target
     if not callable(func):
         raise InvalidTaskConfigError(
             f"{service}[{key!r}] is {type(func).__name__}, not a function; register the "
@@ -122,7 +120,6 @@ def definition(service: str, key: str, entry: object) -> TaskDefinition:
         queue=config.get("queue"),
         timeout=config.get("timeout"),
         schedule=config.get("schedule"),
-        task=task,
     )
     if found.schedule is not None:
         check_schedule(found.schedule, found.signature, found.source)

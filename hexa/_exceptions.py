@@ -9,7 +9,9 @@ HexaError
 │   └── DuplicateTaskError  two sources claim one task name
 ├── ServiceNotFoundError    service_locator has no such service (also a KeyError)
 ├── UnknownTaskError        dispatch to a task name nobody declared (also a KeyError)
-├── DispatchError           a message was refused before publishing
+├── DispatchError           a message was refused before publishing (also a ValueError)
+│   └── UnknownOptionError  send_task()/with_options() got an option they do not take
+│                           (also a TypeError, as for any unexpected keyword argument)
 ├── PublishError            the broker did not confirm a message in time (also a ConnectionError)
 ├── ResultBackendError      the result store cannot be read (also a ConnectionError)
 └── TaskTimeoutError        an async task ran past its `timeout=` (also a TimeoutError)
@@ -45,7 +47,7 @@ class ModuleImportError(DiscoveryError):
     """A `module.py` raised while being imported."""
 
     def __init__(self, path: str, error: BaseException) -> None:
-        super().__init__(f"could not import {path}: {type(error).__name__}: {error}")
+        super().__init__(f"could not import {path}: {error_text(error)}")
         self.path = path
 
 
@@ -71,6 +73,14 @@ class DispatchError(HexaError, ValueError):
     """A message refused before anything was published."""
 
 
+class UnknownOptionError(DispatchError, TypeError):
+    """`send_task()` or `.with_options()` got an option it does not take (`retries=`, a typo).
+
+    A `TypeError`, as Python raises for any unexpected keyword argument, and a
+    `DispatchError`, as every call refused before publishing.
+    """
+
+
 class PublishError(HexaError, ConnectionError):
     """The broker did not take (confirm) a message before the publish timeout."""
 
@@ -81,6 +91,11 @@ class ResultBackendError(HexaError, ConnectionError):
 
 class TaskTimeoutError(HexaError, TimeoutError):
     """An async task ran longer than its declared `timeout=`."""
+
+
+def error_text(error: BaseException) -> str:
+    """`ValueError: bad value`: how hexa names an exception in logs, dead letters and errors."""
+    return f"{type(error).__name__}: {error}"
 
 
 def did_you_mean(name: str, candidates: Iterable[str]) -> str:

@@ -27,6 +27,10 @@ class ServiceLocator:
                 "(services are registered by discover_modules() from each Module.service)"
             ) from None
 
+    def services(self) -> dict[str, Any]:
+        """Every service by name, as a new dict (changing it changes nothing here)."""
+        return dict(self._services)
+
     def clear(self) -> None:
         self._services.clear()
 

@@ -11,7 +11,13 @@ from typing import Any, ClassVar
 
 import attrs
 
-from hexa._definitions import definitions, is_task_service, near_misses, task_services
+from hexa._definitions import (
+    TaskDefinition,
+    definitions,
+    is_task_service,
+    near_misses,
+    task_services,
+)
 from hexa._exceptions import DiscoveryError, DuplicateTaskError, ModuleImportError
 from hexa._locator import ServiceLocator, service_locator
 from hexa._registry import registry
@@ -74,6 +80,7 @@ class DiscoveryReport:
     services: dict[str, str]  # tasks service name -> module that registered it
     skipped: list[str]
     near_misses: list[str]
+    tasks: list[TaskDefinition] = attrs.field(factory=list)  # every task, in discovery order
 
 
 def _import(dotted: str, path: Path) -> ModuleType:
@@ -121,6 +128,13 @@ def _package(package: str) -> ModuleType:
         ) from None
 
 
+def register_tasks_service(locator: ServiceLocator) -> list[TaskDefinition]:
+    """Read the locator's `*_tasks` services and register a `tasks_service` that knows them."""
+    found = definitions(locator.services())
+    locator.register(TASKS_SERVICE, TasksService(found))
+    return found
+
+
 def discover_modules(
     package: str = "modules",
     filename: str = "module.py",
@@ -150,11 +164,12 @@ def discover_modules(
             ModuleRegistry().register(instance)
             found[instance.name] = str(path)
             _register(locator, instance.service, instance.name, owners)
-    services = dict(locator._services)
-    locator.register(TASKS_SERVICE, TasksService(definitions(services)))
+    tasks = register_tasks_service(locator)
+    services = locator.services()
     return DiscoveryReport(
         modules=found,
         services={name: owners.get(name, "?") for name in task_services(services)},
         skipped=skipped,
         near_misses=near_misses(services),
+        tasks=tasks,
     )

@@ -8,7 +8,7 @@ from typing import Any
 
 import attrs
 
-from hexa._exceptions import DispatchError
+from hexa._exceptions import DispatchError, UnknownOptionError
 
 #: The seed's list of valid `send_task` options.
 SEND_TASK_OPTIONS = ("args", "kwargs", "countdown", "eta", "expires", "priority", "queue")
@@ -70,7 +70,7 @@ class SendOptions:
 def refuse_unknown_options(
     task_name: str, options: Mapping[str, Any], method: str = "send_task"
 ) -> None:
-    """Raise `DispatchError` for options `send_task` (or `with_options`) must not take."""
+    """Raise `UnknownOptionError` (a `TypeError`) for options the method does not take."""
     if not options:
         return
     given = ", ".join(f"{key}=" for key in sorted(options))
@@ -81,6 +81,6 @@ def refuse_unknown_options(
             " 'config' of its *_tasks entry), not per call;"
         )
     valid = SEND_TASK_OPTIONS if method == "send_task" else WITH_OPTIONS
-    raise DispatchError(
+    raise UnknownOptionError(
         f"{method}({task_name!r}) got {given};{why} valid options: " + ", ".join(valid)
     )

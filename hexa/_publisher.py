@@ -45,6 +45,7 @@ from kombu.utils.uuid import uuid
 from hexa._app import current_app
 from hexa._exceptions import PublishError
 from hexa._options import SendOptions
+from hexa._outbox import active_outbox
 from hexa._result import TaskResult
 from hexa._settings import DEFAULT_PUBLISH_TIMEOUT
 
@@ -288,9 +289,11 @@ def publish(
     store_result: bool = True,
 ) -> TaskResult[Any]:
     """Publish a checked call as a plain Celery message any Celery worker accepts."""
-    return publisher(app or current_app()).publish(
-        name, args, kwargs, options, default_queue, store_result
-    )
+    found = publisher(app or current_app())
+    outbox = active_outbox()  # inside `with outbox(session)`: a row of that transaction
+    if outbox is not None:
+        return outbox.store(found, name, args, kwargs, options, default_queue, store_result)
+    return found.publish(name, args, kwargs, options, default_queue, store_result)
 
 
 def _publish_timeout(app: Celery) -> float:

@@ -54,11 +54,6 @@ class Registry:
             services.setdefault(task.spec.module + TASKS_SUFFIX, {})[task.spec.name] = entry
         return services
 
-    def remove_module(self, module: str) -> None:
-        """Forget a module's tasks (used by tests and reloads)."""
-        for name in [n for n, t in self._tasks.items() if t.spec.module == module]:
-            del self._tasks[name]
-
     def clear(self) -> None:
         self._tasks.clear()
 

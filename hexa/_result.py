@@ -16,7 +16,7 @@ from celery import Celery
 from celery.exceptions import TimeoutError as CeleryTimeoutError
 from celery.result import AsyncResult
 
-from hexa._exceptions import HexaError, ResultBackendError
+from hexa._exceptions import HexaError, ResultBackendError, error_text
 
 R = TypeVar("R")
 
@@ -127,7 +127,7 @@ def backend_error(result: AsyncResult[Any], error: BaseException) -> ResultBacke
     """The error a caller sees when the result store is down: which store, and what to do."""
     backend = result.backend
     where = backend.as_uri() if hasattr(backend, "as_uri") else type(backend).__name__
-    detail = " ".join(f"{type(error).__name__}: {error}".split())
+    detail = " ".join(error_text(error).split())
     return ResultBackendError(
         f"cannot read the result of task {result.id} from the result backend {where} "
         f"({detail}); the task itself may have run. Check that the result store is up and "

@@ -12,6 +12,7 @@ from typing import Any
 
 from celery.backends.redis import RedisBackend
 
+from hexa._exceptions import error_text
 from hexa._logging import get_logger
 
 log = get_logger()
@@ -28,5 +29,5 @@ class TolerantRedisBackend(RedisBackend):
                 "result.subscribe_failed",
                 id=task_id,
                 backend=self.as_uri(),
-                error=f"{type(error).__name__}: {error}",
+                error=error_text(error),
             )

@@ -1,30 +1,21 @@
-"""Periodic tasks: what `schedule=` takes, checked when declared, and Celery Beat's table."""
+"""Periodic tasks: what `schedule=` takes, checked when a task is declared.
+
+Celery Beat's table and state file, built from the discovered tasks, are in `hexa._beat`.
+"""
 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Iterable
 from datetime import timedelta
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import TypeAlias
 
 from celery.schedules import BaseSchedule
 
 from hexa._exceptions import ConfigurationError
-from hexa._logging import get_logger
-
-if TYPE_CHECKING:
-    from hexa._definitions import TaskDefinition
-    from hexa._settings import Settings
-
-log = get_logger()
 
 #: What `schedule=` takes: a Celery schedule (`crontab(minute=0)`, `solar(...)`), a timedelta,
 #: or seconds.
 Schedule: TypeAlias = BaseSchedule | timedelta | float
-
-#: Name of Celery Beat's state file under `.hexa/` (the last run of every entry).
-SCHEDULE_FILE = "celerybeat-schedule"
 
 _VARIADIC = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
 
@@ -60,24 +51,3 @@ def check_schedule(schedule: object, signature: inspect.Signature, where: str) -
             f"{where} has schedule= but requires {', '.join(required)}: Beat calls it with no "
             "arguments; give those parameters defaults, or drop schedule="
         )
-
-
-def beat_schedule(found: Iterable[TaskDefinition]) -> dict[str, dict[str, Any]]:
-    """Celery's `beat_schedule`: one entry per periodic task, named after the task."""
-    return {
-        d.name: {"task": d.name, "schedule": d.schedule} for d in found if d.schedule is not None
-    }
-
-
-def schedule_file(settings: Settings) -> Path:
-    """Beat's state file, `.hexa/celerybeat-schedule`; its folder is created when missing."""
-    settings.home.mkdir(parents=True, exist_ok=True)
-    return settings.home / SCHEDULE_FILE
-
-
-def log_beat_schedule(found: Iterable[TaskDefinition]) -> None:
-    """One `beat.schedule` event: what Beat will send, and how often."""
-    entries = {name: repr(entry["schedule"]) for name, entry in beat_schedule(found).items()}
-    if not entries:
-        log.warning("beat.empty", hint="no task declares schedule=; Beat will send nothing")
-    log.info("beat.schedule", count=len(entries), entries=entries)

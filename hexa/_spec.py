@@ -26,6 +26,24 @@ def module_of(func: Callable[..., Any]) -> str:
     )
 
 
+def qualified_name(func: Callable[..., Any]) -> str:
+    """`modules.invoicing.tasks.emit_invoice`: where a task's function is defined."""
+    return f"{func.__module__}.{func.__qualname__}"
+
+
+def is_async(func: Callable[..., Any]) -> bool:
+    """Whether calling `func` gives a coroutine (an `async def` task)."""
+    return inspect.iscoroutinefunction(func)
+
+
+def caller_signature(func: Callable[..., Any], bind: bool) -> inspect.Signature:
+    """The parameters callers pass: the function's own, minus the task instance when bound."""
+    sig = inspect.signature(func)
+    if bind:
+        sig = sig.replace(parameters=list(sig.parameters.values())[1:])
+    return sig
+
+
 @attrs.frozen(cache_hash=True)
 class TaskSpec:
     """What a decorated function declares. Binding to Celery happens later, in discovery."""
@@ -59,19 +77,16 @@ class TaskSpec:
 
     @property
     def source(self) -> str:
-        return f"{self.func.__module__}.{self.func.__qualname__}"
+        return qualified_name(self.func)
 
     @cached_property
     def is_async(self) -> bool:
-        return inspect.iscoroutinefunction(self.func)
+        return is_async(self.func)
 
     @cached_property
     def signature(self) -> inspect.Signature:
         """The signature callers use: without the task instance when `bind=True`."""
-        sig = inspect.signature(self.func)
-        if self.bind:
-            sig = sig.replace(parameters=list(sig.parameters.values())[1:])
-        return sig
+        return caller_signature(self.func, self.bind)
 
     def config(self) -> dict[str, Any]:
         """The `config` of the seed's advanced format (empty: use the simple format)."""

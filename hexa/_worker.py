@@ -11,13 +11,13 @@ from typing import Any
 from celery import Celery, signals
 
 from hexa._app import HexaCelery, build_app, use_app
+from hexa._beat import beat_schedule
 from hexa._bridge import bridge
 from hexa._celery_task import HexaTask
 from hexa._definitions import TaskDefinition, definitions
 from hexa._exceptions import DuplicateTaskError
 from hexa._locator import ServiceLocator, service_locator
 from hexa._logging import configure_logging, get_logger
-from hexa._schedule import beat_schedule
 from hexa._settings import Settings
 
 log = get_logger()
@@ -74,7 +74,6 @@ def register_task(app: Celery, definition: TaskDefinition) -> None:
         shared=False,
         lazy=False,
         hexa_timeout=definition.timeout,
-        hexa_async=definition.is_async,
         **_celery_options(definition),
     )
     decorate(entry_point(definition))
@@ -142,12 +141,11 @@ def create_celery_worker(
     Task name: the service name without its `_tasks` suffix, a dot, and the dict key.
     """
     app = build_app(settings)
-    found = definitions(locator._services)
+    found = definitions(locator.services())
     for definition in found:
         register_task(app, definition)
     app.conf.task_routes = {d.name: {"queue": d.queue} for d in found if d.queue}
     app.conf.beat_schedule = beat_schedule(found)
-    app.hexa_definitions = found
     _connect_signals()
     use_app(app)
     _log_report(app, found)

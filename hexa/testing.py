@@ -34,17 +34,15 @@ from celery.worker import state as worker_state
 from kombu import Connection
 from kombu.transport import memory
 
-from hexa import _app
 from hexa._app import HexaCelery, use_app
 from hexa._arguments import bind_arguments, check_json
-from hexa._definitions import TaskDefinition, definition, definitions
+from hexa._definitions import TaskDefinition, definition
 from hexa._exceptions import DiscoveryError
 from hexa._locator import service_locator
-from hexa._modules import TASKS_SERVICE, ModuleRegistry, discover_modules
+from hexa._modules import ModuleRegistry, discover_modules, register_tasks_service
 from hexa._registry import TASKS_SUFFIX, registry
 from hexa._settings import Settings
 from hexa._task import BaseTask
-from hexa._tasks_service import TasksService
 from hexa._worker import create_celery_worker, register_task
 
 __all__ = [
@@ -180,9 +178,7 @@ class EagerRun(Generic[R]):
 
 
 def _definition_of(task: BaseTask[Any, Any]) -> TaskDefinition:
-    config = task.spec.config()
-    entry: object = {"task": task, "config": config} if config else task
-    return definition(task.spec.module + TASKS_SUFFIX, task.spec.name, entry)
+    return definition(task.spec.module + TASKS_SUFFIX, task.spec.name, task)
 
 
 @contextmanager
@@ -245,27 +241,25 @@ class InProcessWorker:
     app: HexaCelery
     hostname: str
     queues: tuple[str, ...]
-
-    @property
-    def task_names(self) -> list[str]:
-        """The hexa tasks this worker runs, sorted."""
-        return sorted(d.name for d in self.app.hexa_definitions)
+    task_names: list[str]  # the hexa tasks this worker runs, sorted
 
 
 @contextmanager
 def _restored_state() -> Iterator[None]:
     """Give back the app, locator and module registry a test had before the worker."""
-    previous_app = _app._current
-    services = dict(service_locator._services)
-    modules = dict(ModuleRegistry._modules)
+    previous_app = use_app(None)  # the worker installs its own app next; this one comes back
+    services = service_locator.services()
+    modules = list(ModuleRegistry())
     try:
         yield
     finally:
         use_app(previous_app)
-        service_locator._services.clear()
-        service_locator._services.update(services)
-        ModuleRegistry._modules.clear()
-        ModuleRegistry._modules.update(modules)
+        service_locator.clear()
+        for name, service in services.items():
+            service_locator.register(name, service)
+        ModuleRegistry().clear()
+        for module in modules:
+            ModuleRegistry().register(module)
 
 
 def _require_importable(package: str) -> None:
@@ -277,33 +271,32 @@ def _require_importable(package: str) -> None:
         )
 
 
-def _load_tasks(package: str | None) -> None:
+def _load_tasks(package: str | None) -> list[TaskDefinition]:
     """Fill the service locator as the worker does: discovery, or the registry's tasks."""
     ModuleRegistry().clear()
     service_locator.clear()
     if package is not None:
         _require_importable(package)
-        discover_modules(package, "module.py")
-        return
+        return discover_modules(package, "module.py").tasks
     for name, tasks in registry.services().items():
         service_locator.register(name, tasks)
-    service_locator.register(
-        TASKS_SERVICE, TasksService(definitions(dict(service_locator._services)))
-    )
+    return register_tasks_service(service_locator)
 
 
-def _queues(app: HexaCelery) -> tuple[str, ...]:
-    routed = {d.queue for d in app.hexa_definitions if d.queue}
+def _queues(app: HexaCelery, found: list[TaskDefinition]) -> tuple[str, ...]:
+    routed = {d.queue for d in found if d.queue}
     return (app.hexa_settings.default_queue, *sorted(routed))
 
 
 @contextmanager
-def _worker_thread(app: HexaCelery, pool: str, concurrency: int) -> Iterator[InProcessWorker]:
+def _worker_thread(
+    app: HexaCelery, found: list[TaskDefinition], pool: str, concurrency: int
+) -> Iterator[InProcessWorker]:
     """Celery's own test worker in a daemon thread; stopped (and joined) on exit."""
     # Never touch the test session's logging configuration (Celery's worker would).
     app.log.already_setup = True  # type: ignore[misc]
     hostname = f"hexa-testing-{uuid.uuid4().hex[:8]}@{socket.gethostname()}"
-    queues = _queues(app)
+    queues = _queues(app, found)
     worker = TestWorkController(
         app=app, hostname=hostname, pool=pool, concurrency=concurrency, queues=list(queues),
         loglevel="WARNING", ready_callback=None, without_heartbeat=True,
@@ -316,7 +309,8 @@ def _worker_thread(app: HexaCelery, pool: str, concurrency: int) -> Iterator[InP
     worker.ensure_started()
     celery_state._set_task_join_will_block(False)
     try:
-        yield InProcessWorker(app=app, hostname=hostname, queues=queues)
+        names = sorted(d.name for d in found)
+        yield InProcessWorker(app=app, hostname=hostname, queues=queues, task_names=names)
     finally:
         worker_flags.should_terminate = 0
         thread.join(30)
@@ -337,13 +331,13 @@ def in_process_worker(
     runs N tasks at once.
     """
     with _restored_state():
-        _load_tasks(package)
+        found = _load_tasks(package)
         app = create_celery_worker(service_locator, memory_settings())
         # The memory transport polls its queues; Celery's default of 1 s would slow every test.
         app.conf.broker_transport_options = {"polling_interval": 0.01}
         app.conf.broker_transport = MemoryTransport
         try:
-            with _worker_thread(app, pool, concurrency) as worker:
+            with _worker_thread(app, found, pool, concurrency) as worker:
                 yield worker
         finally:
             app.close()

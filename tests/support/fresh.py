@@ -29,12 +29,13 @@ def _forget() -> None:
 def fresh_repo_modules() -> Iterator[None]:
     """Inside: a first import of `modules.*`/`examples.*`. After: modules and tasks as before."""
     saved = {n: m for n, m in sys.modules.items() if _ours(n)}
-    tasks = dict(registry._tasks)
+    tasks = list(registry)
     _forget()
     try:
         yield
     finally:
         _forget()
         sys.modules.update(saved)
-        registry._tasks.clear()
-        registry._tasks.update(tasks)
+        registry.clear()
+        for task in tasks:
+            registry.add(task)

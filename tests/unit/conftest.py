@@ -15,15 +15,17 @@ from hexa import ModuleRegistry, registry, service_locator
 @pytest.fixture(autouse=True)
 def clean_registries() -> Iterator[None]:
     """Each test starts from empty registries and leaves them as they were."""
-    tasks = dict(registry._tasks)
-    services = dict(service_locator._services)
+    tasks = list(registry)
+    services = service_locator.services()
     registry.clear()
     service_locator.clear()
     yield
-    registry._tasks.clear()
-    registry._tasks.update(tasks)
-    service_locator._services.clear()
-    service_locator._services.update(services)
+    registry.clear()
+    for task in tasks:
+        registry.add(task)
+    service_locator.clear()
+    for name, service in services.items():
+        service_locator.register(name, service)
     ModuleRegistry().clear()
 
 

@@ -10,8 +10,9 @@ import anyio
 import pytest
 from celery import Celery
 
-from hexa import AsyncTask, TaskSpec, TaskTimeoutError
+from hexa import AsyncTask, TaskTimeoutError
 from hexa._definitions import TaskDefinition
+from hexa._spec import TaskSpec
 from hexa._worker import HARD_LIMIT_GRACE, register_task
 
 #: A loop-bound resource cached at module level, as an async client would be.

@@ -15,7 +15,8 @@ import anyio
 import pytest
 import structlog
 
-from hexa import EventLoopBridge, TaskTimeoutError
+from hexa import TaskTimeoutError
+from hexa._bridge import EventLoopBridge
 
 #: Which process first saw each loop: a loop started in a forked child is a new key.
 _owners: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, int] = weakref.WeakKeyDictionary()

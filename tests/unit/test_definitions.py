@@ -6,7 +6,7 @@ import inspect
 
 import pytest
 
-from hexa import InvalidTaskConfigError, module_task
+from hexa import FixedDelay, InvalidTaskConfigError, module_task
 from hexa._definitions import definitions, module_name, near_misses
 
 
@@ -48,7 +48,23 @@ class TestDefinitions:
         task = module_task(module="m")(add)
         (found,) = definitions({"m_tasks": {"add": task}})
         assert found.func is add
-        assert found.task is task
+        assert found.name == "m.add"
+
+    def test_decorated_task_in_the_simple_format_keeps_its_declaration(self) -> None:
+        def bound(task: object, n: int) -> int:
+            return n
+
+        declared = module_task(module="m", bind=True, retry=FixedDelay(delay=5), queue="io")(bound)
+        (found,) = definitions({"m_tasks": {"b": declared}})
+        assert found.options["bind"] is True
+        assert found.options["default_retry_delay"] == 5
+        assert found.queue == "io"
+        assert list(found.signature.parameters) == ["n"]
+
+    def test_the_dicts_own_config_wins_over_the_declaration(self) -> None:
+        declared = module_task(module="m", queue="io")(add)
+        (found,) = definitions({"m_tasks": {"add": {"task": declared, "config": {"queue": "x"}}}})
+        assert found.queue == "x"
 
     def test_bound_task_signature_drops_the_task_parameter(self) -> None:
         def bound(self: object, n: int) -> int:

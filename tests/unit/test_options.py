@@ -7,7 +7,7 @@ import datetime
 import attrs
 import pytest
 
-from hexa import DispatchError
+from hexa import DispatchError, UnknownOptionError
 from hexa._options import SEND_TASK_OPTIONS, WITH_OPTIONS, SendOptions, refuse_unknown_options
 
 WHEN = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
@@ -65,6 +65,15 @@ class TestRefuseUnknownOptions:
             "(@module_task(retry=Backoff(...)) or the 'config' of its *_tasks entry), not per "
             "call; valid options: args, kwargs, countdown, eta, expires, priority, queue"
         )
+
+    @pytest.mark.parametrize("method", ["send_task", "with_options"])
+    def test_an_unknown_option_is_a_type_error_as_for_any_unexpected_keyword(
+        self, method: str
+    ) -> None:
+        with pytest.raises(TypeError, match=r"got retries=; retry policy is declared") as caught:
+            refuse_unknown_options("m.t", {"retries": 3}, method)
+        assert isinstance(caught.value, UnknownOptionError)
+        assert isinstance(caught.value, DispatchError)  # refused before publishing, as before
 
     def test_other_unknown_options_list_the_valid_ones_only(self) -> None:
         with pytest.raises(DispatchError) as caught:

@@ -8,9 +8,10 @@ from typing import Any
 import pytest
 from celery.schedules import crontab
 
-from hexa import ConfigurationError, TaskSpec, module_task
+from hexa import ConfigurationError, module_task
+from hexa._beat import beat_schedule
 from hexa._definitions import definitions
-from hexa._schedule import beat_schedule
+from hexa._spec import TaskSpec
 
 
 def nightly() -> str:
