@@ -24,6 +24,9 @@ from typing import Any
 import greenlet
 
 from hexa._bridge import Ticket, bridge, suspender
+from hexa._logging import get_logger
+
+log = get_logger()
 
 #: What a host's inbox carries: (None, a trace to start) or (its greenlet, its finished task).
 _Item = tuple["TraceGreenlet | None", Any]
@@ -97,7 +100,10 @@ class GreenletHost:
 
     def _run(self, trace: Callable[[], None]) -> None:
         suspender.set(self)
-        trace()
+        try:
+            trace()
+        except BaseException:  # raised into this host it would stop every trace on it
+            log.exception("pool.trace_crashed")
 
     # -- hexa._bridge.Suspender -------------------------------------------------------------
 

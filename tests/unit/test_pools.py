@@ -10,7 +10,7 @@ import anyio
 import pytest
 import structlog
 
-from hexa import bridge
+from hexa._bridge import bridge
 from hexa._exceptions import ConfigurationError
 from hexa._pools._consumer_thread import ConsumerThreadCalls
 from hexa._pools._greenlets import CancelledAtShutdown, GreenletHost
@@ -102,6 +102,17 @@ class TestGreenletHost:
 
         run_traces(host, [lambda: trace(fail, None), lambda: trace(hang, 0.05)])
         assert sorted(outcomes) == ["LookupError", "TaskTimeoutError"]
+
+    def test_a_trace_that_raises_leaves_the_host_serving_the_others(
+        self, host: GreenletHost
+    ) -> None:
+        ran: list[str] = []
+
+        def broken() -> None:
+            raise RuntimeError("a bug in a trace")
+
+        run_traces(host, [broken, lambda: ran.append("after")])
+        assert ran == ["after"]
 
 
 class FakeHub:
