@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import inspect
 import itertools
 import os
 import threading
@@ -139,7 +140,7 @@ class TaskPool(BasePool):
         found = self._async_names.get(name)
         if found is None:
             task = self.app.tasks.get(name) if self.app is not None else None
-            found = self._async_names[name] = bool(getattr(task, "hexa_async", False))
+            found = self._async_names[name] = _awaits(task)
         return found
 
     def _admit(self, trace: Callable[[], None]) -> None:
@@ -218,6 +219,12 @@ class TaskPool(BasePool):
             "in-flight": self._in_flight,
             "sync-threads": self._sync._max_workers,
         }
+
+
+def _awaits(task: Any) -> bool:
+    """Is this the bridge to an `async def` (hexa's entry point wraps the coroutine function)?"""
+    run = getattr(task, "run", None)
+    return run is not None and inspect.iscoroutinefunction(inspect.unwrap(run))
 
 
 def _check_greenlet_locals() -> None:

@@ -51,6 +51,15 @@ def outcomes(
         time.sleep(0.1)
 
 
+def wait_until(condition: Callable[[], bool], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
 def most_at_once(spans: list[tuple[float, float]]) -> int:
     """The largest number of (start, end) spans open at one instant."""
     edges = sorted([(start, 1) for start, _ in spans] + [(end, -1) for _, end in spans])
@@ -62,25 +71,27 @@ def most_at_once(spans: list[tuple[float, float]]) -> int:
 
 
 class TestInFlight:
-    def test_two_thousand_one_second_awaits_overlap_and_finish_in_seconds(
+    @pytest.mark.timeout(240)  # publishing 2000 messages takes a while on a loaded machine
+    def test_two_thousand_one_second_awaits_are_all_in_flight_at_once(
         self,
         project: Callable[..., Path],
         start_worker: StartWorker,
         real_env: dict[str, str],
         plain_client: Celery,
     ) -> None:
-        ids = send(plain_client, "nap", 2000, 1.0)  # queued before the worker starts
+        batch = uuid.uuid4().hex
+        ids = send(plain_client, "gather", 2000, batch, 2000, 1.0)  # queued before the worker
         worker = start_worker(project(PROBE), real_env, pool(2000))
         ready = time.monotonic()
 
-        results = outcomes(plain_client, ids, worker)
+        results = outcomes(plain_client, ids, worker, timeout=90)
 
         elapsed = time.monotonic() - ready
         assert {meta["status"] for meta in results.values()} == {"SUCCESS"}
         spans = [(m["result"]["started"], m["result"]["ended"]) for m in results.values()]
-        assert most_at_once(spans) >= 500, "no threads pool of 128 gets near this"
-        assert elapsed < 30, f"2000 x 1 s took {elapsed:.1f} s after start-up"
+        assert most_at_once(spans) == 2000  # every 1 s await overlapped every other
         assert len({meta["result"]["pid"] for meta in results.values()}) == 1
+        assert elapsed < 60, f"2000 x 1 s took {elapsed:.1f} s after start-up"
 
     def test_sync_tasks_run_in_pool_threads_never_on_the_loop(
         self,
@@ -243,10 +254,15 @@ class TestMonitoringAndProcesses:
             "task events enabled"
         ]
 
+        wanted = {"task-received", "task-started", "task-succeeded"}
+        for _ in range(20):  # until the receiver's queue is bound and a task's events arrive
+            (first,) = send(plain_client, "nap", 1, 0)
+            outcomes(plain_client, [first], worker)
+            if wait_until(lambda: wanted <= seen.get(first, set()), 3):  # noqa: B023
+                break
         ids = send(plain_client, "nap", 50, 0.1)
         outcomes(plain_client, ids, worker)
-        deadline = time.monotonic() + 15
-        wanted = {"task-received", "task-started", "task-succeeded"}
+        deadline = time.monotonic() + 60
         while time.monotonic() < deadline and not all(wanted <= seen.get(i, set()) for i in ids):
             time.sleep(0.1)
         stop.set()

@@ -10,12 +10,16 @@ import anyio
 import pytest
 import structlog
 
+from hexa._app import HexaCelery
 from hexa._bridge import bridge
+from hexa._definitions import definitions
 from hexa._exceptions import ConfigurationError
 from hexa._pools._consumer_thread import ConsumerThreadCalls
 from hexa._pools._greenlets import CancelledAtShutdown, GreenletHost
-from hexa._pools.asyncio import shutdown_grace
+from hexa._pools.asyncio import _awaits, shutdown_grace
 from hexa._pools.processes import child_argv, node_name
+from hexa._settings import Settings
+from hexa._worker import register_task
 
 
 @pytest.fixture
@@ -149,6 +153,26 @@ class TestConsumerThreadCalls:
         assert ran[-1] == 5
         calls.close()
         assert hub.readers == {}
+
+
+async def fetch(n: int) -> int:
+    return n
+
+
+def compute(n: int) -> int:
+    return n
+
+
+class TestWhichTasksAwait:
+    def test_the_pool_tells_async_tasks_from_sync_ones_as_discovery_registers_them(
+        self, tmp_path: Any
+    ) -> None:
+        app = HexaCelery(Settings.from_env(environ={}, cwd=tmp_path))
+        for each in definitions({"probe_tasks": {"fetch": fetch, "compute": compute}}):
+            register_task(app, each)
+        assert _awaits(app.tasks["probe.fetch"])
+        assert not _awaits(app.tasks["probe.compute"])
+        app.close()
 
 
 class TestShutdownGrace:

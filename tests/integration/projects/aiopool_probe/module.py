@@ -40,6 +40,24 @@ async def nap(seconds: float) -> dict[str, float | int]:
     return {"pid": os.getpid(), "started": started, "ended": time.time()}
 
 
+_arrived: dict[str, int] = {}
+_everyone: dict[str, asyncio.Event] = {}
+
+
+@module_task
+async def gather(batch: str, size: int, seconds: float) -> dict[str, float | int]:
+    """Wait until `size` tasks of `batch` are in flight in this process, then await `seconds`.
+
+    No pool that runs fewer than `size` at once can finish a single one of them.
+    """
+    everyone = _everyone.setdefault(batch, asyncio.Event())
+    _arrived[batch] = _arrived.get(batch, 0) + 1
+    if _arrived[batch] >= size:
+        everyone.set()
+    await asyncio.wait_for(everyone.wait(), timeout=120)
+    return await nap(seconds)
+
+
 @module_task
 async def where() -> dict[str, object]:
     return {"thread": threading.get_ident(), "name": threading.current_thread().name}
