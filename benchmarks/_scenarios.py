@@ -21,6 +21,7 @@ from kombu import Connection
 
 import hexa
 from benchmarks import bench_tasks
+from benchmarks._observability import observability
 from benchmarks._projects import bench_project, big_projects
 from benchmarks._stats import Row, compare, percentile
 from benchmarks._workers import Worker, unique
@@ -688,6 +689,7 @@ SCENARIOS: dict[str, Callable[[Bench], None]] = {
     "io": async_io,
     "start": start_up,
     "declare": declaration,
+    "observe": observability,
 }
 
 

@@ -23,6 +23,7 @@ from hexa._exceptions import (
     TaskTimeoutError,
     UnknownOptionError,
     UnknownTaskError,
+    WorkflowError,
 )
 from hexa._locator import ServiceLocator, service_locator
 from hexa._modules import DiscoveryReport, Module, ModuleRegistry, discover_modules
@@ -35,6 +36,7 @@ from hexa._settings import Settings
 from hexa._task import AsyncTask, BaseTask, Task
 from hexa._tasks_service import TasksService
 from hexa._worker import create_celery_worker
+from hexa._workflows import Workflow, WorkflowResult, WorkflowStep, group
 
 __all__ = [
     "AsyncTask",
@@ -71,11 +73,16 @@ __all__ = [
     "TasksService",
     "UnknownOptionError",
     "UnknownTaskError",
+    "Workflow",
+    "WorkflowError",
+    "WorkflowResult",
+    "WorkflowStep",
     "build_app",
     "celery_retry_options",
     "create_celery_worker",
     "current_app",
     "discover_modules",
+    "group",
     "module_task",
     "outbox",
     "registry",

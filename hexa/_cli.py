@@ -7,6 +7,7 @@ import json
 import os
 import sys
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,8 @@ from hexa._reload import is_reload_child, run_with_reload
 from hexa._settings import Settings
 from hexa._stubs import DEFAULT_STUBS_PATH, is_stale, render_stubs
 from hexa._worker import create_celery_worker, task_line
+from hexa._workflows.replay import prepare_replay
+from hexa.metrics import metrics_port, serve_worker_metrics
 
 
 def discover(loglevel: str = "WARNING") -> tuple[HexaCelery, DiscoveryReport]:
@@ -61,9 +64,13 @@ def cmd_worker(args: argparse.Namespace) -> int:
     if args.reload and not is_reload_child():
         configure_logging(level=args.loglevel)
         return run_with_reload(args.argv)
-    if args.processes > 1:
+    if args.processes > 1:  # each child serves its own metrics (PORT + its index)
         configure_logging(level=args.loglevel)
-        return run_processes(args.argv, args.processes, args.hostname)
+        port = metrics_port(args.metrics_port)
+        return run_processes(args.argv, args.processes, args.hostname, port)
+    port = metrics_port(args.metrics_port)
+    if port is not None:  # first: prometheus_client must not be imported before this
+        serve_worker_metrics(port)
     register_pools()
     app, report = discover(args.loglevel)
     if args.beat:
@@ -169,9 +176,7 @@ def _replay(store: DeadLetterStore, ids: list[str], everything: bool) -> int:
     if bool(ids) == everything:
         raise ValueError("hexa dead replay: give dead-letter ids, or --all (not both)")
     app = current_app()
-    replayed = store.replay(
-        None if everything else ids, forget=lambda task_id: app.AsyncResult(task_id).forget()
-    )
+    replayed = store.replay(None if everything else ids, prepare=partial(prepare_replay, app))
     for letter in replayed:
         print(f"replayed {letter.id}  {letter.task}  -> {letter.queue}")
     missing = sorted(set(ids) - {letter.id for letter in replayed})
@@ -240,6 +245,9 @@ def _add_worker(commands: Any, name: str, help_text: str) -> None:
     worker.add_argument("--loglevel", "-l", default="INFO", help="default: INFO")
     worker.add_argument("--hostname", "-n", help="node name, e.g. invoicing@%%h")
     worker.add_argument("--beat", "-B", action="store_true", help="also run periodic tasks")
+    worker.add_argument(
+        "--metrics-port", type=int, metavar="PORT", help="serve Prometheus /metrics on PORT"
+    )
     worker.add_argument(
         "--reload", action="store_true", help="restart when a .py file changes (development)"
     )

@@ -21,6 +21,7 @@ from vine import promise
 
 from hexa._dead_letters import DeadLetterStore, dead_queue_name, from_message
 from hexa._exceptions import error_text
+from hexa._hooks import dead_lettered
 from hexa._logging import get_logger
 from hexa._settings import Settings, redact
 
@@ -60,6 +61,7 @@ class DeadLetterConsumer(Consumer):
             dead_queue=dead_queue_name(settings),
         )
         message.ack_log_error(_celery_log, self._errors)
+        dead_lettered(self.app, letter.task)
 
     def on_unknown_message(self, body: Any, message: Message) -> None:
         self.dead_letter(message, "not a task message: no 'task' header and no task body")

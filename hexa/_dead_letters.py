@@ -22,8 +22,10 @@ from kombu import Connection, Queue
 from kombu.message import Message
 
 from hexa._exceptions import error_text
+from hexa._hooks import dead_lettered
 from hexa._logging import get_logger
 from hexa._settings import Settings, redact
+from hexa._workflows.replay import workflow_fields
 
 log = get_logger()
 
@@ -185,12 +187,15 @@ class DeadLetterStore:
             return [letter for _, letter in fetched]
 
     def replay(
-        self, ids: Iterable[str] | None = None, forget: Callable[[str], None] | None = None
+        self,
+        ids: Iterable[str] | None = None,
+        prepare: Callable[[DeadLetter], None] | None = None,
     ) -> list[DeadLetter]:
         """Re-publish the chosen dead letters (all when `ids` is None) to their queues.
 
-        `forget(task_id)` runs first: it should drop the failure stored for that id, so a
-        client calling `get()` waits for the replayed outcome instead of the old one.
+        `prepare(letter)` runs first: it should drop the failures stored for what the replay
+        runs again (`hexa._workflows.replay.prepare_replay`), so a client calling `get()`
+        waits for the replayed outcome instead of the old one.
         """
         wanted = None if ids is None else set(ids)
         replayed = []
@@ -198,8 +203,8 @@ class DeadLetterStore:
             producer = conn.Producer()
             for message, letter in fetched:
                 if wanted is None or letter.id in wanted:
-                    if forget is not None:
-                        forget(letter.id)
+                    if prepare is not None:
+                        prepare(letter)
                     _republish(producer, letter)
                     message.ack()  # only once the broker holds the replayed message
                     replayed.append(letter)
@@ -236,16 +241,19 @@ def _republish(producer: Any, letter: DeadLetter) -> None:
 def record_failure(task: Any, task_id: str, args: Any, kwargs: Any, exc: BaseException) -> None:
     """Dead-letter a task that failed for good (retries exhausted, or none to make).
 
-    Only for messages that came from a broker: an eager or in-process call has nothing to
-    replay. Runs before the worker acknowledges the message, so a crash here redelivers it;
-    a broker that refuses the dead letter is logged (`dead_letter.failed`), and the failure
-    stays readable in the result backend.
+    The dead letter keeps the task's place in a workflow (the rest of its chain, its chord),
+    so its replay resumes the workflow. Only for messages that came from a broker: an eager
+    or in-process call has nothing to replay. Runs before the worker acknowledges the
+    message, so a crash here redelivers it; a broker that refuses the dead letter is logged
+    (`dead_letter.failed`), and the failure stays readable in the result backend.
     """
     request = task.request
     if request.is_eager or not request.delivery_info:
         return
     settings: Settings = task.app.hexa_settings
-    message = task.app.amqp.as_task_v2(task_id, task.name, args=list(args or ()), kwargs=kwargs)
+    message = task.app.amqp.as_task_v2(
+        task_id, task.name, args=list(args or ()), kwargs=kwargs, **workflow_fields(request)
+    )
     attempts = (request.retries or 0) + 1
     letter = from_task_call(
         task_id,
@@ -260,3 +268,5 @@ def record_failure(task: Any, task_id: str, args: Any, kwargs: Any, exc: BaseExc
             DeadLetterStore(settings).add(letter, connection=conn)
     except Exception as error:  # the failure itself is still stored as the task's result
         log.error("dead_letter.failed", id=task_id, error=redact(f"{error!r}", settings))
+    else:
+        dead_lettered(task.app, task.name)

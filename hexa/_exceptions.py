@@ -14,6 +14,7 @@ HexaError
 │                           (also a TypeError, as for any unexpected keyword argument)
 ├── PublishError            the broker did not confirm a message in time (also a ConnectionError)
 ├── ResultBackendError      the result store cannot be read (also a ConnectionError)
+├── WorkflowError           a workflow step failed for good (names the step)
 └── TaskTimeoutError        an async task ran past its `timeout=` (also a TimeoutError)
 """
 
@@ -87,6 +88,15 @@ class PublishError(HexaError, ConnectionError):
 
 class ResultBackendError(HexaError, ConnectionError):
     """The result backend could not be reached to read a task's outcome."""
+
+
+class WorkflowError(HexaError):
+    """A step of a workflow failed for good; `.step`, `.task_id`, and its error as `__cause__`."""
+
+    def __init__(self, message: str, *, step: str, task_id: str) -> None:
+        super().__init__(message)
+        self.step = step
+        self.task_id = task_id
 
 
 class TaskTimeoutError(HexaError, TimeoutError):

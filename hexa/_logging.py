@@ -8,7 +8,7 @@ import sys
 from typing import Any
 
 import structlog
-from structlog.typing import Processor
+from structlog.typing import EventDict, Processor, WrappedLogger
 
 from hexa._exceptions import ConfigurationError
 
@@ -27,12 +27,28 @@ def log_format(environ: dict[str, str] | None = None) -> str:
     return value or ("console" if sys.stderr.isatty() else "json")
 
 
+def add_trace_ids(logger: WrappedLogger, method: str, event_dict: EventDict) -> EventDict:
+    """`trace_id` and `span_id` of the current OpenTelemetry span, when there is one.
+
+    Looks OpenTelemetry up without importing it: a process that never imported it pays one
+    dictionary lookup per line.
+    """
+    otel = sys.modules.get("opentelemetry.trace")
+    if otel is not None:
+        context = otel.get_current_span().get_span_context()
+        if context.is_valid:
+            event_dict.setdefault("trace_id", format(context.trace_id, "032x"))
+            event_dict.setdefault("span_id", format(context.span_id, "016x"))
+    return event_dict
+
+
 def configure_logging(fmt: str | None = None, level: str | int = "INFO") -> None:
     """Route structlog events and stdlib logging (Celery, kombu) to stderr in one format."""
     fmt = fmt or log_format()
     level_no = logging.getLevelName(level.upper()) if isinstance(level, str) else level
     shared: list[Processor] = [
         structlog.contextvars.merge_contextvars,
+        add_trace_ids,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]

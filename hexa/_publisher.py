@@ -44,6 +44,7 @@ from kombu.utils.uuid import uuid
 
 from hexa._app import current_app
 from hexa._exceptions import PublishError
+from hexa._observe import observed
 from hexa._options import SendOptions
 from hexa._outbox import active_outbox
 from hexa._result import TaskResult
@@ -113,6 +114,7 @@ class Publisher:
             self._origin = (anon_nodename(), pid)
         return self._origin[0]
 
+    @observed  # metrics and a producer span around each publish, when switched on
     def publish(
         self,
         name: str,

@@ -1,9 +1,12 @@
-"""The Redis result backend, tolerant of Redis being down when a task is sent.
+"""The Redis result backend, never in the way of a publish.
 
-Celery subscribes to a task's result channel *before* publishing the task; with Redis down
-that subscription raises and the task is never sent, although the worker could run it.
-Here a failed subscription is logged and the task is published anyway: `get()` subscribes
-again and reads the stored result, or raises `ResultBackendError` while Redis stays away.
+Celery's `send_task` subscribes to a task's result channel *before* publishing the task; with
+Redis down that subscription raises and the task is never sent, although the worker could
+run it, and a client that sends without waiting piles up subscriptions. Here `send_task`
+(Celery's canvas, used by workflows, included) does not subscribe at all, as hexa's own
+publisher does not: `get()` subscribes when someone waits, then reads the stored result (a
+result published before the subscription is not missed), or raises `ResultBackendError`
+while Redis stays away.
 """
 
 from __future__ import annotations
@@ -12,22 +15,9 @@ from typing import Any
 
 from celery.backends.redis import RedisBackend
 
-from hexa._exceptions import error_text
-from hexa._logging import get_logger
-
-log = get_logger()
-
 
 class TolerantRedisBackend(RedisBackend):
-    """`RedisBackend` whose send-time result subscription never blocks a publish."""
+    """`RedisBackend` that subscribes to a result when someone waits, not at publish."""
 
     def on_task_call(self, producer: Any, task_id: str) -> None:
-        try:
-            super().on_task_call(producer, task_id)
-        except Exception as error:
-            log.warning(
-                "result.subscribe_failed",
-                id=task_id,
-                backend=self.as_uri(),
-                error=error_text(error),
-            )
+        """Nothing to do at publish: `get()` subscribes on demand."""

@@ -16,6 +16,8 @@ from hexa._options import SendOptions, refuse_unknown_options
 from hexa._publisher import publish, stores_result
 from hexa._result import TaskResult
 from hexa._spec import TaskSpec
+from hexa._workflows import Workflow
+from hexa._workflows.steps import first_step
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -55,6 +57,14 @@ class BaseTask(Generic[P, R]):
     async def send_async(self, *args: P.args, **kwargs: P.kwargs) -> TaskResult[R]:
         """`send()` for async callers: publishes from a worker thread, not on the loop."""
         return await anyio.to_thread.run_sync(functools.partial(self.send, *args, **kwargs))
+
+    def s(self, *args: P.args, **kwargs: P.kwargs) -> Workflow[R]:
+        """A one-step workflow: this call, checked now as `.send()` checks it.
+
+        Add steps with `.then(task, ...)`, run workflows in parallel with `hexa.group(...)`,
+        publish with `.send()`.
+        """
+        return Workflow(first_step(self, args, kwargs))
 
     def with_options(
         self,

@@ -18,6 +18,7 @@ from hexa._definitions import TaskDefinition, definitions
 from hexa._exceptions import DuplicateTaskError
 from hexa._locator import ServiceLocator, service_locator
 from hexa._logging import configure_logging, get_logger
+from hexa._observe import start_tracing
 from hexa._settings import Settings
 
 log = get_logger()
@@ -85,6 +86,8 @@ def _connect_signals() -> None:
     signals.celeryd_init.connect(_no_events_on_threads, weak=False, dispatch_uid="hexa.events")
     signals.worker_process_shutdown.connect(_stop_bridge, weak=False, dispatch_uid="hexa.bridge.p")
     signals.worker_shutdown.connect(_stop_bridge, weak=False, dispatch_uid="hexa.bridge.w")
+    signals.worker_init.connect(start_tracing, weak=False, dispatch_uid="hexa.tracing.w")
+    signals.worker_process_init.connect(start_tracing, weak=False, dispatch_uid="hexa.tracing.p")
 
 
 def _no_events_on_threads(conf: Any = None, options: Any = None, **_: Any) -> None:

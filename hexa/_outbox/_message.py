@@ -14,6 +14,7 @@ from typing import Any
 from celery.app.amqp import task_message
 from kombu.utils.uuid import uuid
 
+from hexa._observe import inject_trace_context
 from hexa._options import SendOptions
 from hexa._outbox._table import utcnow
 from hexa._publisher import Publisher
@@ -34,6 +35,7 @@ def stored_row(
     parent = publisher.app.current_worker_task  # a task sending from inside a worker
     route = publisher._delivery(name, args, kwargs, options, default_queue, parent)
     message = publisher._message(task_id, name, args, kwargs, options, parent, store_result)
+    inject_trace_context(message.headers)  # the worker continues the sender's trace
     row = {
         "task_id": task_id,
         "task_name": name,

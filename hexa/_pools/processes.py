@@ -2,9 +2,9 @@
 
 One process runs Python on one core at a time; an asyncio-pool worker keeps its one loop busy
 with thousands of coroutines, so a machine with several cores runs several of them. Each child
-is a complete `hexa worker` (its own consumer, prefetch, event loop and node name
-`<name>-<i>@<host>`); this parent only starts them, passes shutdown signals on, restarts a child
-that dies, and exits when all are done. Periodic tasks (`--beat`) run in the first child only.
+is a complete `hexa worker` (its own consumer, prefetch, event loop, node name `<name>-<i>@<host>`
+and metrics port PORT + i); this parent only starts them, passes shutdown signals on, restarts
+a child that dies, and exits when all are done. Periodic tasks (`--beat`) run in the first only.
 """
 
 from __future__ import annotations
@@ -43,18 +43,26 @@ def _is_beat_flag(token: str) -> bool:
     return token == "-B" or (token.startswith("--b") and "--beat".startswith(token))
 
 
-def child_argv(argv: Sequence[str], index: int, hostname: str | None) -> list[str]:
-    """The parent's own arguments for child `index`: one process, its node name, beat in 0."""
+def child_argv(
+    argv: Sequence[str], index: int, hostname: str | None, metrics_port: int | None = None
+) -> list[str]:
+    """The parent's arguments for child `index`: one process, its node name, beat in 0 only,
+    metrics on `metrics_port + index`."""
     kept = [t for t in argv if index == 0 or not _is_beat_flag(t)]
     # argparse keeps the last value given: these override the parent's.
-    return [*kept, "--processes=1", f"--hostname={node_name(hostname, index)}"]
+    own = ["--processes=1", f"--hostname={node_name(hostname, index)}"]
+    if metrics_port is not None:
+        own.append(f"--metrics-port={metrics_port + index}")
+    return [*kept, *own]
 
 
 class Supervisor:
     """Starts the children, forwards TERM/INT/QUIT to them, restarts one that crashed."""
 
-    def __init__(self, argv: Sequence[str], count: int, hostname: str | None) -> None:
-        self.argvs = [child_argv(argv, index, hostname) for index in range(count)]
+    def __init__(
+        self, argv: Sequence[str], count: int, hostname: str | None, metrics_port: int | None
+    ) -> None:
+        self.argvs = [child_argv(argv, i, hostname, metrics_port) for i in range(count)]
         self.children: list[subprocess.Popen[bytes] | None] = [None] * count
         self.started = [0.0] * count
         self.stopping = False
@@ -98,6 +106,8 @@ class Supervisor:
         self.start(index)
 
 
-def run_processes(argv: Sequence[str], count: int, hostname: str | None) -> int:
+def run_processes(
+    argv: Sequence[str], count: int, hostname: str | None, metrics_port: int | None = None
+) -> int:
     """Run `count` copies of this `hexa worker` command; returns the first failure's code."""
-    return Supervisor(argv, count, hostname).run()
+    return Supervisor(argv, count, hostname, metrics_port).run()

@@ -11,8 +11,10 @@ import pytest
 from hexa import Backoff, FixedDelay, module_task
 from hexa._definitions import CELERY_OPTIONS, HEXA_OPTIONS
 from hexa._logging import FORMAT_ENV
+from hexa._observe import CLIENT_METRICS_ENV
 from hexa._options import SEND_TASK_OPTIONS
 from hexa._settings import BACKEND_ENV, BROKER_ENV, HOME_DIR, PUBLISH_TIMEOUT_ENV, QUEUE_ENV
+from hexa.metrics import METRICS_PORT_ENV
 from tests.support.worker import REPO
 
 PAGES = [*sorted((REPO / "docs").glob("*.md")), REPO / "README.md", REPO / "CHANGELOG.md"]
@@ -37,6 +39,7 @@ class TestConfigurationReference:
     def test_every_environment_variable_is_documented(self) -> None:
         page = text("configuration.md")
         names = (BROKER_ENV, BACKEND_ENV, QUEUE_ENV, FORMAT_ENV, PUBLISH_TIMEOUT_ENV)
+        names += (METRICS_PORT_ENV, CLIENT_METRICS_ENV)
         for name in (*names, ".env", HOME_DIR):
             assert f"`{name}" in page, name
 

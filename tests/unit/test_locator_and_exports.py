@@ -107,9 +107,10 @@ class TestPublicSurface:
         assert set(hexa.testing.__all__) - documented == set()
 
 
-#: Internal types that appear only in the constructors of task objects, which users never call:
-#: tasks are made by @module_task and remote_task.
-NOT_CONSTRUCTED = {"TaskSpec", "SendOptions"}
+#: Internal types that appear only in the constructors of task objects and workflows, which users
+#: never call: tasks are made by @module_task and remote_task, workflows by task.s(), .then() and
+#: group().
+NOT_CONSTRUCTED = {"TaskSpec", "SendOptions", "Step", "Chain", "Group"}
 
 
 def _subclasses(cls: type) -> Iterator[type]:

@@ -199,3 +199,6 @@ class TestProcesses:
         assert "-B" in first
         assert "-B" not in second
         assert second[-2:] == ["--processes=1", "--hostname=w-1@%h"]
+
+    def test_each_child_serves_metrics_on_its_own_port(self) -> None:
+        assert child_argv(["worker"], 2, None, 9100)[-1] == "--metrics-port=9102"
