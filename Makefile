@@ -42,10 +42,18 @@ lint: $(STAMP)
 	$(BIN)/mypy hexa
 	$(BIN)/mypy --strict --warn-unused-ignores tests/typing
 
-# hexa against raw Celery on real workers (RabbitMQ + Redis): docs/benchmarks.md and .png.
-# QUICK=1: small blocks, under a minute, written to build/bench-quick/ (CI runs it).
-bench: $(STAMP)
-	$(BIN)/python -m benchmarks $(if $(QUICK),--quick)
+BENCH_STAMP := $(VENV)/.bench-installed
+
+$(BENCH_STAMP): $(STAMP) pyproject.toml
+	$(BIN)/python -m pip install --quiet -e '.[dev,sqlalchemy,bench]'
+	touch $(BENCH_STAMP)
+
+# hexa's defaults against raw Celery's defaults, Dramatiq and taskiq, and hexa against raw
+# Celery with hexa's settings, on real workers (RabbitMQ + Redis): docs/benchmarks.md, .png,
+# and README's Performance table. QUICK=1: small blocks, about 2 minutes, written to
+# build/bench-quick/ (CI runs it). ONLY="sync publish": some scenarios only.
+bench: $(BENCH_STAMP)
+	$(BIN)/python -m benchmarks $(if $(QUICK),--quick) $(if $(ONLY),--only $(ONLY))
 
 clean:
 	rm -rf $(VENV) .hexa .mypy_cache .pytest_cache .ruff_cache

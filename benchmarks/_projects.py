@@ -23,14 +23,15 @@ BENCH_MODULE = textwrap.dedent(
 
 
 def bench_project(root: Path) -> Path:
-    """`modules/bench` for `hexa worker` and `rawapp.py` for `celery -A rawapp worker`."""
+    """`modules/bench` for `hexa worker`, and the raw Celery, Dramatiq and taskiq apps."""
     package = root / "modules" / "bench"
     package.mkdir(parents=True)
     (root / "modules" / "__init__.py").write_text("")
     (package / "__init__.py").write_text("")
     (package / "module.py").write_text(BENCH_MODULE)
     shutil.copy(HERE / "bench_tasks.py", package / "tasks.py")
-    shutil.copy(HERE / "rawapp.py", root / "rawapp.py")
+    for app in ("rawapp.py", "dramapp.py", "taskiqapp.py"):
+        shutil.copy(HERE / app, root / app)
     return root
 
 

@@ -47,6 +47,71 @@ def group_cpu_seconds(pgid: int) -> float:
     return total / 1e9
 
 
+def _comm(pid_dir: Path) -> str:
+    try:
+        return (pid_dir / "comm").read_text().strip()
+    except OSError:
+        return ""
+
+
+def _listening_inodes(port: int) -> set[str]:
+    found = set()
+    for table in ("tcp", "tcp6"):
+        try:
+            lines = (PROC / "net" / table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for row in lines:
+            fields = row.split()
+            if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                found.add(fields[9])
+    return found
+
+
+def _holds_socket(pid_dir: Path, inodes: set[str]) -> bool:
+    try:
+        fds = list((pid_dir / "fd").iterdir())
+    except OSError:
+        return False
+    for fd in fds:
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith("socket:[") and target[8:-1] in inodes:
+            return True
+    return False
+
+
+def service_pids(name: str, port: int) -> list[int]:
+    """The process called `name` listening on `port` (other nodes on the machine are not it)."""
+    inodes = _listening_inodes(port)
+    return [
+        int(d.name)
+        for d in PROC.iterdir()
+        if d.name.isdigit() and _comm(d) == name and _holds_socket(d, inodes)
+    ]
+
+
+class ServiceClock:
+    """CPU seconds of the shared service listening on `port`, read from /proc.
+
+    The services are shared with other work on the machine, so a block's figure includes
+    whatever else used them meanwhile: that is why the blocks alternate.
+    """
+
+    def __init__(self, name: str, port: int) -> None:
+        self.name = name
+        self.pids = service_pids(name, port)
+
+    @property
+    def visible(self) -> bool:
+        return bool(self.pids)
+
+    def seconds(self) -> float:
+        return sum(_threads_cpu_ns(PROC / str(pid)) for pid in self.pids) / 1e9
+
+
 def client_cpu_seconds() -> float:
     """CPU seconds of this process (all its threads), from the OS clock."""
     return time.process_time()

@@ -19,8 +19,27 @@ def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
+def worker_argv(kind: str, queue: str, pool: str, concurrency: int, defaults: bool) -> list[str]:
+    """`hexa worker` or `celery -A kind worker`; `defaults`: only what the run needs.
+
+    Without `defaults` the raw Celery twin gets hexa's worker flags (no mingle, no gossip,
+    INFO logs), so the layer rows compare the layer alone.
+    """
+    common = [f"--queues={queue}", f"--pool={pool}", f"--concurrency={concurrency}"]
+    common += [f"--hostname={unique('bench')}@%h"]
+    if kind == "hexa":
+        return [sys.executable, "-m", "hexa", "worker", *common]
+    argv = [sys.executable, "-m", "celery", "-A", kind, "worker", *common]
+    if not defaults:
+        argv += ["--without-mingle", "--without-gossip", "--loglevel=INFO"]
+    return argv
+
+
 class Worker:
-    """One worker: `kind` is "hexa" or a Celery app module (`rawapp`, `rawbig`)."""
+    """One worker process group: hexa, a Celery app module (`rawapp`, `rawbig`), or a peer's.
+
+    `argv` starts anything else (Dramatiq, taskiq); by default `kind` says which Celery worker.
+    """
 
     def __init__(
         self,
@@ -31,19 +50,16 @@ class Worker:
         logs: Path,
         pool: str = "prefork",
         concurrency: int = 2,
+        argv: list[str] | None = None,
+        defaults: bool = False,
     ) -> None:
         self.kind, self.queue = kind, queue
-        common = [f"--queues={queue}", f"--pool={pool}", f"--concurrency={concurrency}"]
-        common += [f"--hostname={unique('bench')}@%h", "--loglevel=INFO"]
-        if kind == "hexa":
-            argv = [sys.executable, "-m", "hexa", "worker", *common]
-        else:
-            argv = [sys.executable, "-m", "celery", "-A", kind, "worker", *common]
-            argv += ["--without-mingle", "--without-gossip"]
+        argv = argv or worker_argv(kind, queue, pool, concurrency, defaults)
         full_env = {
             **os.environ,
             **env,
             "HEXA_DEFAULT_QUEUE": queue,
+            "BENCH_QUEUE": queue,
             "HEXA_LOG_FORMAT": "json",
             "PYTHONPATH": str(root),
         }

@@ -28,5 +28,11 @@ async def io_sleep() -> int:
 
 
 @module_task(module="bench")
+async def io_wait(seconds: float) -> int:
+    await anyio.sleep(seconds)
+    return 1
+
+
+@module_task(module="bench")
 async def light(x: int) -> int:
     return x + 1

@@ -10,10 +10,12 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+import threading
 import time
 from typing import Any
 
 import anyio
+from anyio.from_thread import BlockingPortal, start_blocking_portal
 from celery import Celery
 
 from hexa import Settings
@@ -68,3 +70,26 @@ def sleep_sync() -> int:
     """Celery's own ceiling for 50 ms of waiting on a threads pool: a blocking sleep."""
     time.sleep(0.05)
     return 1
+
+
+_portal: list[BlockingPortal] = []
+_portal_lock = threading.Lock()
+
+
+def portal() -> BlockingPortal:
+    """One event loop per process for every async task: what a careful Celery user writes."""
+    with _portal_lock:
+        if not _portal:
+            _portal.append(start_blocking_portal().__enter__())
+    return _portal[0]
+
+
+async def _io_wait(seconds: float) -> int:
+    await anyio.sleep(seconds)
+    return 1
+
+
+@app.task(name="bench.io_wait")
+def io_wait(seconds: float) -> int:
+    """`await anyio.sleep(seconds)` on the process's persistent loop (threads pool)."""
+    return portal().call(_io_wait, seconds)

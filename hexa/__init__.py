@@ -5,6 +5,7 @@ modules) is internal and may change.
 """
 
 from hexa._app import HexaCelery, build_app, current_app, use_app
+from hexa._batch import batch
 from hexa._dead_letters import DeadLetter, DeadLetterStore
 from hexa._decorator import module_task
 from hexa._definitions import TaskDefinition
@@ -77,6 +78,7 @@ __all__ = [
     "WorkflowError",
     "WorkflowResult",
     "WorkflowStep",
+    "batch",
     "build_app",
     "celery_retry_options",
     "create_celery_worker",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from celery import Celery
@@ -27,7 +28,9 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         # Tasks must therefore be idempotent (the seed says so too).
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
-        "worker_prefetch_multiplier": 1,
+        # Celery's own prefetch: reserved messages stay unacknowledged until their task ran,
+        # so a worker that dies has them redelivered (HEXA_PREFETCH_MULTIPLIER=1: long tasks).
+        "worker_prefetch_multiplier": settings.prefetch_multiplier,
         # Nothing the worker cannot run is dropped: it goes to `<default queue>.dead`.
         "worker_consumer": "hexa._dead_consumer:DeadLetterConsumer",
         "broker_connection_retry_on_startup": True,
@@ -43,9 +46,9 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         # `-> None` tasks are published with ignore_result; their failures are still stored,
         # so `hexa status` shows them.
         "task_store_errors_even_if_ignored": True,
-        # Workers emit task events so `celery events` and Flower see them (not on the threads
-        # pool: see hexa._worker._no_events_on_threads).
-        "worker_send_task_events": True,
+        # Task events off until Flower or `celery control enable_events` asks, as in Celery;
+        # then sent without publisher confirms (see hexa._events).
+        "worker_send_task_events": False,
         "task_send_sent_event": False,
         "worker_hijack_root_logger": False,
         "worker_redirect_stdouts": False,
@@ -57,6 +60,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
 class HexaCelery(Celery):
     """A Celery app that knows its hexa settings."""
 
+    events_cls = "hexa._events:Events"
+
     def __init__(self, settings: Settings, **kwargs: Any) -> None:
         super().__init__(
             APP_NAME,
@@ -66,7 +71,15 @@ class HexaCelery(Celery):
             **kwargs,
         )
         self.hexa_settings = settings
+        #: Called by `close()`: what hexa opened for this app (its publishing connection).
+        self.hexa_on_close: list[Callable[[], None]] = []
         self.conf.update(celery_config(settings))
+
+    def close(self) -> None:
+        for callback in self.hexa_on_close:
+            callback()
+        self.hexa_on_close.clear()
+        super().close()
 
     def _get_backend(self) -> Any:
         """Celery's choice of result backend, except Redis: see `TolerantRedisBackend`."""

@@ -13,6 +13,9 @@ On RabbitMQ every publish waits for the broker's confirm. A publish that fails (
 restarting, connection blocked by a resource alarm) is retried with the same task id until
 `Settings.publish_timeout` runs out, then `PublishError` says so: `send()` either returns
 once the broker holds the message, or raises; it never hangs and never drops silently.
+There, the message is written on the process's own publishing connection and its confirm is
+waited for by delivery tag (`hexa._confirms`), so concurrent callers share round trips, and
+inside `hexa.batch()` the confirms are waited for together at the end of the block.
 """
 
 from __future__ import annotations
@@ -23,9 +26,9 @@ import threading
 import time
 import uuid as uuid_module
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from amqp.exceptions import AMQPError, MessageNacked
 from celery import Celery
@@ -43,12 +46,17 @@ from kombu.utils.url import maybe_sanitize_url
 from kombu.utils.uuid import uuid
 
 from hexa._app import current_app
+from hexa._batch import current_batch
+from hexa._confirms import ConfirmChannel, Ticket, failed
 from hexa._exceptions import PublishError
 from hexa._observe import observed
 from hexa._options import SendOptions
 from hexa._outbox import active_outbox
 from hexa._result import TaskResult
 from hexa._settings import DEFAULT_PUBLISH_TIMEOUT
+from hexa._wire import Outgoing, Wire, after_publish, writable
+
+T = TypeVar("T")
 
 #: What a publish raises when the broker is unreachable or does not confirm.
 BROKER_ERRORS: tuple[type[BaseException], ...] = (KombuError, OSError, AMQPError, MessageNacked)
@@ -74,6 +82,22 @@ def _needs_task_call_hook(backend: Any) -> bool:
     return type(backend).on_task_call is not BaseBackend.on_task_call
 
 
+def _pipelines(app: Celery, call_hook: bool, sent_event: bool) -> bool:
+    """Whether this app publishes on its own confirm channel: RabbitMQ (py-amqp) with
+    confirms, and nothing else that needs kombu's producer (a backend hook, sent events,
+    compression)."""
+    conf = app.conf
+    if call_hook or sent_event or conf.task_compression:
+        return False
+    if not (conf.broker_transport_options or {}).get("confirm_publish"):
+        return False
+    conn = app.connection_for_write()
+    try:
+        return bool(conn.transport.driver_type == "amqp" and conn.transport_cls != "librabbitmq")
+    finally:
+        conn.release()
+
+
 def _args_depend_on_call(app: Celery) -> bool:
     """A router function may look at the arguments; plain `task_routes` mappings never do."""
     return not all(isinstance(route, MapRoute) for route in app.amqp.routes)
@@ -93,6 +117,10 @@ class Publisher:
         self._repr_levels = conf.task_repr_maxlevels
         self._call_hook = _needs_task_call_hook(app.backend)
         self._dynamic_routes = _args_depend_on_call(app)
+        self._pipelined = _pipelines(app, self._call_hook, self._sent_event)
+        self._confirms: tuple[int, ConfirmChannel] | None = None
+        self._wire = Wire.of(app)
+        self._repr_sizes = (app.amqp.argsrepr_maxsize, app.amqp.kwargsrepr_maxsize)
 
     def route(
         self, name: str, queue: str | None, args: Sequence[Any], kwargs: Mapping[str, Any]
@@ -183,11 +211,88 @@ class Publisher:
             parent_id=request and request.id,
             origin=self.origin(),
             ignore_result=not store_result,
-            argsrepr=saferepr(args, amqp.argsrepr_maxsize, maxlevels=self._repr_levels),
-            kwargsrepr=saferepr(kwargs, amqp.kwargsrepr_maxsize, maxlevels=self._repr_levels),
+            argsrepr=self._repr(args, self._repr_sizes[0]),
+            kwargsrepr=self._repr(kwargs, self._repr_sizes[1]),
         )
 
+    def _repr(self, value: Any, size: int) -> str:
+        """Celery's `saferepr`, skipped when the plain repr is already short (most calls):
+        the arguments passed `check_json`, so their repr is plain data."""
+        text = repr(value) if len(value) <= 8 else ""
+        if text and len(text) <= size:
+            return text
+        return str(saferepr(value, size, maxlevels=self._repr_levels))
+
     def _send_confirmed(
+        self, name: str, task_id: str, message: Any, route: dict[str, Any], store_result: bool
+    ) -> None:
+        """Send one task message; return once the broker confirmed it, else `PublishError`
+        (inside `hexa.batch()`: confirmed at the block's end). The outbox relay uses it too."""
+        if self._pipelined and writable(route):
+            self._send_pipelined(self._wire.outgoing(name, message, route))
+        else:
+            self._send_with_kombu(name, task_id, message, route, store_result)
+
+    # -- the pipelined path (RabbitMQ with confirms) ------------------------------------
+
+    def confirm_channel(self) -> ConfirmChannel:
+        """This process's publishing connection (a forked child opens its own)."""
+        found, pid = self._confirms, os.getpid()
+        if found is None or found[0] != pid:
+            with self._lock:
+                found = self._confirms
+                if found is None or found[0] != pid:
+                    found = self._confirms = (pid, ConfirmChannel(self._connect))
+                    getattr(self.app, "hexa_on_close", []).append(found[1].close)
+        return found[1]
+
+    def _connect(self) -> Any:
+        conn = self.app.connection_for_write(transport_options={"confirm_publish": False})
+        conn.connect()
+        return conn
+
+    def _send_pipelined(self, sent: Outgoing) -> None:
+        """Write it and wait for its confirm; inside `hexa.batch()`, only write it."""
+        batch = current_batch()
+        if batch is not None:
+            batch.add(self, (sent, self._write(sent)))
+        else:
+            until_confirmed(
+                self.app, sent.name, lambda confirm: self._write_and_wait(sent, confirm)
+            )
+        after_publish(sent)
+
+    def _write(self, sent: Outgoing) -> Ticket:
+        try:
+            return self.confirm_channel().publish(
+                sent.message, sent.exchange, sent.routing_key, sent.declare
+            )
+        except BROKER_ERRORS as error:  # sent again when the batch is confirmed
+            return failed(error)
+
+    def _write_and_wait(self, sent: Outgoing, confirm: float) -> None:
+        channel = self.confirm_channel()
+        ticket = channel.publish(sent.message, sent.exchange, sent.routing_key, sent.declare)
+        channel.wait([ticket], confirm)
+
+    def confirm_batch(self, sent: list[tuple[Outgoing, Ticket]]) -> None:
+        """Every message of a batch confirmed, sending again what failed, until the deadline."""
+        timeout = _publish_timeout(self.app)
+        deadline = time.monotonic() + timeout
+        while True:
+            confirm = max(0.5, min(CONFIRM_TIMEOUT, deadline - time.monotonic()))
+            self.confirm_channel().settle([t for _, t in sent], confirm)
+            sent = [(s, t) for s, t in sent if not t.done or t.error is not None]
+            if not sent:
+                return
+            if time.monotonic() + _PAUSE >= deadline:
+                raise _batch_error(self.app, sent, timeout)
+            time.sleep(_PAUSE)
+            sent = [(s, self._write(s)) for s, _ in sent]
+
+    # -- kombu's producer (other transports, or what the pipelined path does not send) --
+
+    def _send_with_kombu(
         self,
         name: str,
         task_id: str,
@@ -195,18 +300,13 @@ class Publisher:
         route: dict[str, Any],
         store_result: bool,
     ) -> None:
-        """Send until the broker confirms (same message, same id); `PublishError` at the end."""
-        timeout = _publish_timeout(self.app)
-        deadline = time.monotonic() + timeout
-        while True:
-            confirm = max(0.5, min(CONFIRM_TIMEOUT, deadline - time.monotonic()))
-            attempt = dict(route, confirm_timeout=confirm, retry_policy=_NO_KOMBU_RETRY)
-            try:
-                return self._send(name, task_id, message, attempt, store_result)
-            except BROKER_ERRORS as error:
-                if time.monotonic() + _PAUSE >= deadline:
-                    raise _publish_error(self.app, name, timeout, error) from None
-            time.sleep(_PAUSE)
+        """Celery's `send_task_message` through kombu, retried until confirmed."""
+
+        def attempt(confirm: float) -> None:
+            options = dict(route, confirm_timeout=confirm, retry_policy=_NO_KOMBU_RETRY)
+            self._send(name, task_id, message, options, store_result)
+
+        until_confirmed(self.app, name, attempt)
 
     def _send(
         self,
@@ -303,27 +403,41 @@ def _publish_timeout(app: Celery) -> float:
     return float(getattr(settings, "publish_timeout", DEFAULT_PUBLISH_TIMEOUT))
 
 
-def send_confirmed(
-    app: Celery, name: str, args: list[Any], kwargs: dict[str, Any], options: dict[str, Any]
-) -> AsyncResult[Any]:
-    """`app.send_task` retried until the broker confirms, or `PublishError` at the deadline."""
+def until_confirmed(app: Celery, name: str, attempt: Callable[[float], T]) -> T:
+    """`attempt(confirm_timeout)` until it returns: the one retry-until-confirmed loop.
+
+    A broker error (down, restarting, blocking publishers, a nack, no confirm in time) is
+    retried after a pause with the same message, until `Settings.publish_timeout`; then
+    `PublishError` names the task and the broker (password masked).
+    """
     timeout = _publish_timeout(app)
     deadline = time.monotonic() + timeout
     while True:
         confirm = max(0.5, min(CONFIRM_TIMEOUT, deadline - time.monotonic()))
         try:
-            return app.send_task(
-                name,
-                args=args,
-                kwargs=kwargs,
-                confirm_timeout=confirm,
-                retry_policy=_NO_KOMBU_RETRY,
-                **options,
-            )
+            return attempt(confirm)
         except BROKER_ERRORS as error:
             if time.monotonic() + _PAUSE >= deadline:
                 raise _publish_error(app, name, timeout, error) from None
         time.sleep(_PAUSE)
+
+
+def send_confirmed(
+    app: Celery, name: str, args: list[Any], kwargs: dict[str, Any], options: dict[str, Any]
+) -> AsyncResult[Any]:
+    """`app.send_task`, retried until the broker confirms, or `PublishError` at the deadline."""
+
+    def attempt(confirm: float) -> AsyncResult[Any]:
+        return app.send_task(
+            name,
+            args=args,
+            kwargs=kwargs,
+            confirm_timeout=confirm,
+            retry_policy=_NO_KOMBU_RETRY,
+            **options,
+        )
+
+    return until_confirmed(app, name, attempt)
 
 
 def _publish_error(app: Celery, name: str, timeout: float, error: BaseException) -> PublishError:
@@ -332,4 +446,19 @@ def _publish_error(app: Celery, name: str, timeout: float, error: BaseException)
         f"{name}: the broker at {broker} did not confirm the message within {timeout:g}s "
         f"({type(error).__name__}: {error}); it may not have been queued. Check that RabbitMQ "
         "is up and not blocking publishers (disk or memory alarm), then send it again"
+    )
+
+
+def _batch_error(
+    app: Celery, unconfirmed: list[tuple[Outgoing, Ticket]], timeout: float
+) -> PublishError:
+    broker = maybe_sanitize_url(app.conf.broker_url or "")
+    errors = {f"{type(t.error).__name__}: {t.error}" for _, t in unconfirmed if t.error}
+    shown = ", ".join(f"{s.name} {s.task_id}" for s, _ in unconfirmed[:10])
+    more = f" and {len(unconfirmed) - 10} more" if len(unconfirmed) > 10 else ""
+    return PublishError(
+        f"hexa.batch(): the broker at {broker} did not confirm {len(unconfirmed)} message(s) "
+        f"within {timeout:g}s ({'; '.join(sorted(errors)) or 'no answer'}): {shown}{more}; "
+        "they may not have been queued. Check that RabbitMQ is up and not blocking "
+        "publishers (disk or memory alarm), then send those again"
     )

@@ -10,12 +10,17 @@ from urllib.parse import unquote, urlparse
 import attrs
 from kombu.utils.url import maybe_sanitize_url
 
+from hexa._exceptions import ConfigurationError
+
 #: The seed's variable names; code outside hexa relies on them.
 BROKER_ENV = "RABBITMQ_URL"
 BACKEND_ENV = "REDIS_URL"
 QUEUE_ENV = "HEXA_DEFAULT_QUEUE"
 HOME_DIR = ".hexa"
 PUBLISH_TIMEOUT_ENV = "HEXA_PUBLISH_TIMEOUT"
+PREFETCH_ENV = "HEXA_PREFETCH_MULTIPLIER"
+#: Messages each worker process reserves (Celery's own default); unacknowledged until run.
+DEFAULT_PREFETCH = 4
 #: Seconds `send()` keeps retrying an unconfirmed publish before it raises `PublishError`.
 DEFAULT_PUBLISH_TIMEOUT = 20.0
 #: Socket timeouts on AMQP connections, so a broker that stops answering (a blocked
@@ -51,6 +56,7 @@ class Settings:
     home: Path
     default_queue: str = "celery"
     publish_timeout: float = DEFAULT_PUBLISH_TIMEOUT
+    prefetch_multiplier: int = DEFAULT_PREFETCH
 
     @property
     def embedded_broker(self) -> bool:
@@ -121,7 +127,20 @@ class Settings:
             home=home,
             default_queue=values.get(QUEUE_ENV) or "celery",
             publish_timeout=float(values.get(PUBLISH_TIMEOUT_ENV) or DEFAULT_PUBLISH_TIMEOUT),
+            prefetch_multiplier=_prefetch(values.get(PREFETCH_ENV)),
         )
+
+
+def _prefetch(value: str | None) -> int:
+    """`HEXA_PREFETCH_MULTIPLIER`: a whole number from 1 (long tasks) up."""
+    if not value:
+        return DEFAULT_PREFETCH
+    if not value.strip().isdigit() or int(value) < 1:
+        raise ConfigurationError(
+            f"{PREFETCH_ENV}={value!r}: use a whole number of messages per worker process, "
+            f"1 for tasks that run for minutes (default {DEFAULT_PREFETCH})"
+        )
+    return int(value)
 
 
 def redact(text: str, settings: Settings) -> str:

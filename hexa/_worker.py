@@ -83,26 +83,10 @@ def register_task(app: Celery, definition: TaskDefinition) -> None:
 def _connect_signals() -> None:
     signals.setup_logging.connect(_setup_logging, weak=False, dispatch_uid="hexa.logging")
     signals.worker_ready.connect(_ready, weak=False, dispatch_uid="hexa.ready")
-    signals.celeryd_init.connect(_no_events_on_threads, weak=False, dispatch_uid="hexa.events")
     signals.worker_process_shutdown.connect(_stop_bridge, weak=False, dispatch_uid="hexa.bridge.p")
     signals.worker_shutdown.connect(_stop_bridge, weak=False, dispatch_uid="hexa.bridge.w")
     signals.worker_init.connect(start_tracing, weak=False, dispatch_uid="hexa.tracing.w")
     signals.worker_process_init.connect(start_tracing, weak=False, dispatch_uid="hexa.tracing.p")
-
-
-def _no_events_on_threads(conf: Any = None, options: Any = None, **_: Any) -> None:
-    """No task events on a threads-pool worker: with publisher confirms they deadlock it.
-
-    A pool thread sending an event waits for its confirm while holding the event
-    dispatcher's lock; the event loop thread, reading the same connection, takes the confirm
-    and then waits for that lock (measured: 244 of 300 tasks stuck for two minutes).
-    """
-    options = options or {}
-    pool = options.get("pool") or options.get("pool_cls") or getattr(conf, "worker_pool", "")
-    name = f"{getattr(pool, '__module__', '')}.{getattr(pool, '__name__', pool)}"
-    if conf is not None and "thread" in name.lower() and conf.worker_send_task_events:
-        conf.worker_send_task_events = False
-        log.info("worker.task_events", enabled=False, reason="threads pool with confirms")
 
 
 def _setup_logging(loglevel: Any = "INFO", **_: Any) -> None:

@@ -49,6 +49,16 @@ class TestPublishError:
         assert isinstance(raised.value, ConnectionError)
 
 
+    def test_batch_names_each_message_it_could_not_confirm(self, nowhere: HexaCelery) -> None:
+        with pytest.raises(hexa.PublishError) as raised, hexa.batch():
+            sent = [publish("a.task", [i], {}, SendOptions(), app=nowhere) for i in range(2)]
+        text = str(raised.value)
+        assert "did not confirm 2 message(s) within 1s" in text
+        assert all(f"a.task {result.id}" in text for result in sent)
+        assert "amqp://me:**@127.0.0.1" in text
+        assert "broker-pw" not in text
+
+
 class TestResultBackendError:
     def test_unreachable_result_store_raises_naming_it_masked(self, nowhere: HexaCelery) -> None:
         result = hexa.TaskResult(nowhere.AsyncResult("some-task-id"))

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hexa import Settings
+import pytest
+
+from hexa import ConfigurationError, Settings
 from hexa._settings import SOCKET_TIMEOUT, mask, read_dotenv
 
 
@@ -56,3 +58,17 @@ class TestSettings:
         path.write_text('\n# c\nNOEQUALS\nA = "1"\n')
         assert read_dotenv(path) == {"A": "1"}
         assert read_dotenv(tmp_path / "missing") == {}
+
+
+class TestPrefetch:
+    def test_celery_default_unless_set(self, tmp_path: Path) -> None:
+        assert Settings.from_env(environ={}, cwd=tmp_path).prefetch_multiplier == 4
+        found = Settings.from_env(environ={"HEXA_PREFETCH_MULTIPLIER": "1"}, cwd=tmp_path)
+        assert found.prefetch_multiplier == 1
+
+    @pytest.mark.parametrize("value", ["0", "-1", "two", "1.5"])
+    def test_anything_but_a_positive_whole_number_is_refused(
+        self, tmp_path: Path, value: str
+    ) -> None:
+        with pytest.raises(ConfigurationError, match=r"HEXA_PREFETCH_MULTIPLIER.*whole number"):
+            Settings.from_env(environ={"HEXA_PREFETCH_MULTIPLIER": value}, cwd=tmp_path)

@@ -54,8 +54,11 @@ class TestCreateCeleryWorker:
         assert conf.task_serializer == "json"
         assert conf.task_acks_late
         assert conf.task_reject_on_worker_lost
-        assert conf.worker_prefetch_multiplier == 1
+        # Celery's own prefetch: unacknowledged messages are redelivered if the worker dies.
+        assert conf.worker_prefetch_multiplier == 4
         assert conf.broker_connection_retry_on_startup
+        # Task events off until Flower or `celery control enable_events` asks, as in Celery.
+        assert conf.worker_send_task_events is False
 
     def test_retry_policy_becomes_celery_options(self, settings: Settings) -> None:
         task = module_task(module="m", retry=Backoff(max_retries=4, max=60))(add)
