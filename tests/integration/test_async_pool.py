@@ -168,7 +168,9 @@ class TestTaskGuarantees:
             doomed.get(timeout=30)
         retries = worker.wait_for("task.retry", count=3)
         assert [e["attempt"] for e in retries if e["task_id"] == recovered.id] == [1, 2]
-        letters = DeadLetterStore(Settings.from_env(environ=real_env)).letters()
+        store = DeadLetterStore(Settings.from_env(environ=real_env))
+        assert wait_until(lambda: bool(store.letters()), 15)  # published after the result
+        letters = store.letters()
         assert [(d.id, d.task) for d in letters] == [(doomed.id, "aiopool_probe.hopeless")]
         assert "failed after 2 attempt(s)" in letters[0].reason
 
