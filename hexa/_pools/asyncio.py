@@ -81,6 +81,7 @@ class TaskPool(BasePool):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        _check_prefetch(self.limit, getattr(self.app, "conf", None))
         self.grace = shutdown_grace()
         self._lock = threading.Lock()
         self._in_flight = 0
@@ -219,6 +220,21 @@ class TaskPool(BasePool):
             "in-flight": self._in_flight,
             "sync-threads": self._sync._max_workers,
         }
+
+
+#: AMQP's prefetch count is 16 bits.
+MAX_PREFETCH = 65535
+
+
+def _check_prefetch(limit: int, conf: Any) -> None:
+    """N x the prefetch multiplier must fit AMQP's prefetch count, or the consumer fails."""
+    multiplier = int(getattr(conf, "worker_prefetch_multiplier", 1) or 1)
+    if limit * multiplier > MAX_PREFETCH:
+        raise ConfigurationError(
+            f"--concurrency {limit} x prefetch multiplier {multiplier} = {limit * multiplier} "
+            f"messages exceeds the broker's prefetch limit of {MAX_PREFETCH}; set "
+            f"HEXA_PREFETCH_MULTIPLIER=1 or lower --concurrency (or use --processes)"
+        )
 
 
 def _awaits(task: Any) -> bool:

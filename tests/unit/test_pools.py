@@ -16,7 +16,7 @@ from hexa._definitions import definitions
 from hexa._exceptions import ConfigurationError
 from hexa._pools._consumer_thread import ConsumerThreadCalls
 from hexa._pools._greenlets import CancelledAtShutdown, GreenletHost
-from hexa._pools.asyncio import _awaits, shutdown_grace
+from hexa._pools.asyncio import _awaits, _check_prefetch, shutdown_grace
 from hexa._pools.processes import child_argv, node_name
 from hexa._settings import Settings
 from hexa._worker import register_task
@@ -173,6 +173,16 @@ class TestWhichTasksAwait:
         assert _awaits(app.tasks["probe.fetch"])
         assert not _awaits(app.tasks["probe.compute"])
         app.close()
+
+
+class TestPrefetch:
+    def test_concurrency_times_multiplier_must_fit_the_amqp_prefetch_count(self) -> None:
+        class Conf:
+            worker_prefetch_multiplier = 4
+
+        _check_prefetch(16383, Conf())
+        with pytest.raises(ConfigurationError, match="HEXA_PREFETCH_MULTIPLIER=1"):
+            _check_prefetch(20000, Conf())
 
 
 class TestShutdownGrace:
