@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import threading
 import time
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,9 +16,9 @@ from hexa._exceptions import error_text
 from hexa._logging import get_logger
 
 log = get_logger()
-# A task runs in one thread from before_start to after_return (async ones too: the thread
-# waits on the event loop), so its start time can live in a thread-local.
-_clock = threading.local()
+# A task's start time, in its own context: a thread's, or a greenlet's on the asyncio pool
+# (where many tasks share a thread).
+_started: ContextVar[float] = ContextVar("hexa_task_started")
 
 
 def _delay(einfo: Any) -> float | None:
@@ -44,10 +44,11 @@ class HexaTask(CeleryTask[Any, Any]):
 
     def before_start(self, task_id: str, args: Any, kwargs: Any) -> None:
         structlog.contextvars.bind_contextvars(task_id=task_id, task=self.name)
-        _clock.started = time.monotonic()
+        _started.set(time.monotonic())
 
     def _elapsed(self) -> float:
-        return round(time.monotonic() - getattr(_clock, "started", time.monotonic()), 4)
+        now = time.monotonic()
+        return round(now - _started.get(now), 4)
 
     def on_success(self, retval: Any, task_id: str, args: Any, kwargs: Any) -> None:
         log.info("task.succeeded", duration=self._elapsed())

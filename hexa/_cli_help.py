@@ -20,6 +20,7 @@ environment (also read from ./.env; the environment wins):
   HEXA_DEFAULT_QUEUE    queue of tasks declared without queue= (default: celery)
   HEXA_LOG_FORMAT       console or json (default: console on a terminal, else json)
   HEXA_PUBLISH_TIMEOUT  seconds send() waits for the broker to confirm (default: 20)
+  HEXA_SHUTDOWN_GRACE   --pool asyncio: seconds a warm shutdown waits (default: 20)
   HEXA_PREFETCH_MULTIPLIER  messages a worker process reserves (default: 4; 1: long tasks)
   HEXA_OUTBOX_URL       database whose outbox 'hexa worker' relays (docs/outbox.md)
 
