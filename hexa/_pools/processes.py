@@ -10,6 +10,7 @@ a child that dies, and exits when all are done. Periodic tasks (`--beat`) run in
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import subprocess
 import sys
@@ -18,6 +19,7 @@ from collections.abc import Sequence
 from types import FrameType
 
 from hexa._logging import get_logger
+from hexa._reload import SUPERVISOR_ENV
 
 log = get_logger()
 
@@ -70,7 +72,10 @@ class Supervisor:
 
     def start(self, index: int) -> None:
         command = [sys.executable, "-m", "hexa", *self.argvs[index]]
-        child = self.children[index] = subprocess.Popen(command)
+        # The child follows this process (`follow_supervisor`): if it is killed outright,
+        # with no chance to pass a signal on, its workers stop instead of running on.
+        env = {**os.environ, SUPERVISOR_ENV: str(os.getpid())}
+        child = self.children[index] = subprocess.Popen(command, env=env)
         self.started[index] = time.monotonic()
         log.info("worker.process_started", index=index, pid=child.pid)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import threading
 import time
@@ -49,6 +50,15 @@ def outcomes(
             done = sum(meta.get("status") in DONE for meta in metas)
             raise AssertionError(f"{done}/{len(ids)} done in {timeout}s\n{worker.output()}")
         time.sleep(0.1)
+
+
+def alive(pid: int) -> bool:
+    """Whether `pid` still runs (a zombie, dead but not yet reaped, counts as gone)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
 
 
 def wait_until(condition: Callable[[], bool], timeout: float) -> bool:
@@ -289,3 +299,15 @@ class TestMonitoringAndProcesses:
         worker.proc.send_signal(signal.SIGTERM)  # the parent alone: it passes it on
         assert worker.proc.wait(30) == 0, worker.output()
         assert len(worker.events("event_loop.stopped")) >= 2
+
+    def test_children_stop_when_the_parent_is_killed_outright(
+        self, project: Callable[..., Path], start_worker: StartWorker, real_env: dict[str, str]
+    ) -> None:
+        worker = start_worker(project(PROBE), real_env, [*pool(10), "--processes", "2"])
+        worker.wait_for("worker.ready", count=2)
+        children = [event["pid"] for event in worker.events("worker.process_started")]
+
+        os.kill(worker.proc.pid, signal.SIGKILL)  # the parent alone, with no chance to forward
+
+        assert wait_until(lambda: not any(map(alive, children)), timeout=30), worker.output()
+        assert len(worker.events("worker.orphaned")) == 2, worker.output()
