@@ -2,28 +2,38 @@
 
 `asyncio.run()` per task (the seed's wrapper) closes the loop after each call, which breaks
 async clients reused across tasks and lets no two coroutines overlap. Here the loop runs on a
-daemon thread for the life of the process (anyio's blocking portal); every pool thread that
-calls `run_sync` waits on its own coroutine, so a threads pool of N keeps N in flight.
+daemon thread for the life of the process (anyio's blocking portal). Every coroutine runs as
+its own asyncio task, in a copy of its caller's context (structlog's task id, OpenTelemetry's
+span), so nothing bound inside one task leaks into another or back to the caller.
+
+Two ways in: `run_sync` blocks the calling thread until the coroutine is done (threads,
+prefork and solo pools: one waiting thread per task in flight); `submit` only schedules it and
+calls back when it is done, which is what the asyncio pool builds on (`hexa._pools`). A pool
+greenlet that reaches `run_sync` is suspended instead of blocking (see `Suspender`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import atexit
+import concurrent.futures
 import contextlib
+import contextvars
 import os
 import threading
 import weakref
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import anyio
-import structlog
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
 from hexa._exceptions import TaskTimeoutError
 
 R = TypeVar("R")
+#: Called on the loop thread with the finished asyncio task.
+Done = Callable[["asyncio.Task[Any]"], object]
 
 
 async def _call(
@@ -31,11 +41,7 @@ async def _call(
     args: Sequence[Any],
     kwargs: Mapping[str, Any],
     timeout: float | None,
-    log_context: Mapping[str, Any],
 ) -> R:
-    # Each portal call is its own asyncio task with its own context copy: binding here
-    # gives the task body the caller's task id without leaking into other tasks.
-    structlog.contextvars.bind_contextvars(**log_context)
     if timeout is None:
         return await func(*args, **kwargs)
     # move_on_after, not fail_after: a TimeoutError raised by the body itself (a client's
@@ -48,6 +54,49 @@ async def _call(
     )
 
 
+class Suspender(Protocol):
+    """Something that can wait for a coroutine without blocking its thread (a greenlet)."""
+
+    def owns_current(self) -> bool:
+        """True when the code running now may be suspended by this suspender."""
+
+    def wait(
+        self,
+        func: Callable[..., Awaitable[Any]],
+        args: Sequence[Any],
+        kwargs: Mapping[str, Any],
+        timeout: float | None,
+    ) -> Any:
+        """Run the coroutine on the loop; return (or raise) its outcome once it is done."""
+
+
+#: Set by a pool in the context of each task it suspends rather than blocks.
+suspender: contextvars.ContextVar[Suspender | None] = contextvars.ContextVar(
+    "hexa_suspender", default=None
+)
+
+
+class Ticket:
+    """A submitted coroutine: its asyncio task once the loop has started it."""
+
+    __slots__ = ("_bridge", "cancelled", "task")
+
+    def __init__(self, bridge: EventLoopBridge) -> None:
+        self._bridge = bridge
+        self.task: asyncio.Task[Any] | None = None
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        """Cancel the coroutine (from any thread); a no-op once it is done."""
+        self.cancelled = True
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nothing runs anyway
+            self._bridge.loop().call_soon_threadsafe(self._cancel_on_loop)
+
+    def _cancel_on_loop(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+
+
 class EventLoopBridge:
     """From sync threads to the process's event loop (started on first use)."""
 
@@ -55,6 +104,7 @@ class EventLoopBridge:
         self._lock = threading.Lock()
         self._portal: BlockingPortal | None = None
         self._context: AbstractContextManager[BlockingPortal] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._pid = 0
         self._loop_thread = 0
         _bridges.add(self)
@@ -70,11 +120,59 @@ class EventLoopBridge:
         assert self._portal is not None
         return self._portal
 
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """This process's event loop, started if need be."""
+        self.portal()
+        assert self._loop is not None
+        return self._loop
+
     def _start(self) -> None:
         self._context = start_blocking_portal(backend="asyncio")
-        self._portal = self._context.__enter__()
+        portal = self._context.__enter__()
+        self._loop = portal.call(_running_loop)
+        self._loop_thread = portal.call(threading.get_ident)
         self._pid = os.getpid()
-        self._loop_thread = self._portal.call(threading.get_ident)
+        self._portal = portal
+
+    def on_loop_thread(self) -> bool:
+        return self.running and threading.get_ident() == self._loop_thread
+
+    def submit(
+        self,
+        func: Callable[..., Awaitable[Any]],
+        args: Sequence[Any],
+        kwargs: Mapping[str, Any],
+        timeout: float | None,
+        done: Done,
+        context: contextvars.Context | None = None,
+    ) -> Ticket:
+        """Start `func(*args, **kwargs)` on the loop in `context` (a copy of the caller's).
+
+        Returns at once; `done(task)` runs on the loop thread when the coroutine is over.
+        """
+        context = contextvars.copy_context() if context is None else context
+        ticket = Ticket(self)
+        self.loop().call_soon_threadsafe(
+            self._spawn, ticket, func, args, kwargs, timeout, done, context
+        )
+        return ticket
+
+    def _spawn(
+        self,
+        ticket: Ticket,
+        func: Callable[..., Awaitable[Any]],
+        args: Sequence[Any],
+        kwargs: Mapping[str, Any],
+        timeout: float | None,
+        done: Done,
+        context: contextvars.Context,
+    ) -> None:
+        assert self._loop is not None
+        task = self._loop.create_task(_call(func, args, kwargs, timeout), context=context)
+        task.add_done_callback(done)
+        ticket.task = task
+        if ticket.cancelled:
+            task.cancel()
 
     def run_sync(
         self,
@@ -84,16 +182,20 @@ class EventLoopBridge:
         timeout: float | None = None,
     ) -> R:
         """Run `await func(*args, **kwargs)` on the loop and wait for it in this thread."""
-        portal = self.portal()
+        waiting = suspender.get()
+        if waiting is not None and waiting.owns_current():
+            result: R = waiting.wait(func, args, kwargs or {}, timeout)
+            return result
+        self.portal()
         if threading.get_ident() == self._loop_thread:
             raise RuntimeError(
                 f"cannot wait for {getattr(func, '__qualname__', func)} on hexa's event loop "
                 "from that loop's own thread (it would wait on itself); in async code, "
                 "`await` the task instead: `await task(...)`"
             )
-        log_context = structlog.contextvars.get_contextvars()
-        result: R = portal.call(_call, func, args, kwargs or {}, timeout, log_context)
-        return result
+        future: concurrent.futures.Future[R] = concurrent.futures.Future()
+        self.submit(func, args, kwargs or {}, timeout, _resolve(future))
+        return future.result()
 
     @property
     def running(self) -> bool:
@@ -112,7 +214,7 @@ class EventLoopBridge:
                 with contextlib.suppress(RuntimeError):  # the portal has stopped already
                     self._portal.call(self._portal.stop, True)
                 self._context.__exit__(None, None, None)
-            self._portal = self._context = None
+            self._portal = self._context = self._loop = None
             self._loop_thread = 0
 
     def _abandon_parent_loop(self) -> None:
@@ -123,13 +225,31 @@ class EventLoopBridge:
         """
         if self._context is not None:
             _abandoned.append(self._context)
-        self._portal = self._context = None
+        self._portal = self._context = self._loop = None
         self._loop_thread = 0
         self._pid = os.getpid()
 
     def _after_fork_in_child(self) -> None:
         self._lock = threading.Lock()  # another thread may have held it during the fork
         self._abandon_parent_loop()
+
+
+async def _running_loop() -> asyncio.AbstractEventLoop:
+    return asyncio.get_running_loop()
+
+
+def _resolve(future: concurrent.futures.Future[R]) -> Done:
+    """A done-callback that hands the task's outcome to a waiting thread."""
+
+    def done(task: asyncio.Task[Any]) -> None:
+        if task.cancelled():
+            future.cancel()
+        elif (error := task.exception()) is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(task.result())
+
+    return done
 
 
 _bridges: weakref.WeakSet[EventLoopBridge] = weakref.WeakSet()

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import threading
 import time
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,9 +16,10 @@ from hexa._exceptions import error_text
 from hexa._logging import get_logger
 
 log = get_logger()
-# A task runs in one thread from before_start to after_return (async ones too: the thread
-# waits on the event loop), so its start time can live in a thread-local.
-_clock = threading.local()
+# A task's start time, in its own context: a thread's, or a greenlet's on the asyncio pool
+# (where many tasks share a thread).
+_started: ContextVar[float] = ContextVar("hexa_task_started")
+_request: ContextVar[Any] = ContextVar("hexa_task_request")
 
 
 def _delay(einfo: Any) -> float | None:
@@ -44,11 +45,12 @@ class HexaTask(CeleryTask[Any, Any]):
 
     def before_start(self, task_id: str, args: Any, kwargs: Any) -> None:
         structlog.contextvars.bind_contextvars(task_id=task_id, task=self.name)
-        _clock.started = time.monotonic()
-        _clock.request = self.request  # still known when a failure outside the body pops it
+        _started.set(time.monotonic())
+        _request.set(self.request)  # still known when a failure outside the body pops it
 
     def _elapsed(self) -> float:
-        return round(time.monotonic() - getattr(_clock, "started", time.monotonic()), 4)
+        now = time.monotonic()
+        return round(now - _started.get(now), 4)
 
     def on_success(self, retval: Any, task_id: str, args: Any, kwargs: Any) -> None:
         log.info("task.succeeded", duration=self._elapsed())
@@ -82,7 +84,7 @@ class HexaTask(CeleryTask[Any, Any]):
     def _request_of(self, task_id: str) -> Any:
         """The failed call's request: Celery pops it before reporting a failure outside the
         body (a callback it could not send); the main process never had it (hard limit)."""
-        started = getattr(_clock, "request", None)
+        started = _request.get(None)
         if self.request.id != task_id and getattr(started, "id", None) == task_id:
             return started
         return self.request

@@ -23,6 +23,8 @@ from hexa._locator import service_locator
 from hexa._logging import configure_logging
 from hexa._modules import TASKS_SERVICE, DiscoveryReport, ModuleRegistry, discover_modules
 from hexa._outbox._command import add_outbox_commands, relay_with_worker
+from hexa._pools import register as register_pools
+from hexa._pools.processes import run_processes
 from hexa._reload import follow_supervisor, is_reload_child, run_with_reload
 from hexa._settings import Settings
 from hexa._stubs import DEFAULT_STUBS_PATH, check, render_stubs
@@ -65,9 +67,14 @@ def cmd_worker(args: argparse.Namespace) -> int:
         configure_logging(level=args.loglevel)
         return run_with_reload(args.argv)
     follow_supervisor()  # a --reload child stops with its supervisor
+    if args.processes > 1:  # each child serves its own metrics (PORT + its index)
+        configure_logging(level=args.loglevel)
+        port = metrics_port(args.metrics_port)
+        return run_processes(args.argv, args.processes, args.hostname, port)
     port = metrics_port(args.metrics_port)
     if port is not None:  # first: prometheus_client must not be imported before this
         serve_worker_metrics(port)
+    register_pools()
     app, report = discover(args.loglevel)
     check_time_limits(app, args.pool)  # threads/solo cannot enforce timeout=: refuse, not ignore
     if args.beat:
@@ -231,11 +238,29 @@ def cmd_stubs(args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value}: give a whole number >= 1, e.g. --processes 2")
+    return value
+
+
 def _add_worker(commands: Any, name: str, help_text: str) -> None:
     worker = commands.add_parser(name, help=help_text, description=help_text)
     worker.add_argument("--queues", "-Q", help="comma-separated queues to consume")
-    worker.add_argument("--pool", "-P", help="prefork (default), threads or solo")
-    worker.add_argument("--concurrency", "-c", type=int, help="pool size")
+    worker.add_argument(
+        "--pool", "-P", help="prefork (default), asyncio (async tasks on the loop), threads or solo"
+    )
+    worker.add_argument(
+        "--concurrency", "-c", type=int, help="pool size; asyncio: tasks in flight per process"
+    )
+    worker.add_argument(
+        "--processes",
+        type=_positive,
+        default=1,
+        metavar="P",
+        help="run P worker processes (one per core), each with its own pool and loop",
+    )
     worker.add_argument("--loglevel", "-l", default="INFO", help="default: INFO")
     worker.add_argument("--hostname", "-n", help="node name, e.g. invoicing@%%h")
     worker.add_argument("--beat", "-B", action="store_true", help="also run periodic tasks")

@@ -21,6 +21,7 @@ environment (also read from ./.env; the environment wins):
   HEXA_LOG_FORMAT       console or json (default: console on a terminal, else json)
   HEXA_PUBLISH_TIMEOUT  seconds send() waits for the broker to confirm (default: 20)
   HEXA_MAX_MESSAGE_SIZE largest arguments send() publishes, in bytes (default: 64 MiB)
+  HEXA_SHUTDOWN_GRACE   --pool asyncio: seconds a warm shutdown waits (default: 20)
   HEXA_PREFETCH_MULTIPLIER  messages a worker process reserves (default: 4; 1: long tasks)
   HEXA_OUTBOX_URL       database whose outbox 'hexa worker' relays (docs/outbox.md)
 

@@ -155,7 +155,9 @@ def stop_when_orphaned(supervisor: int, interval: float = PARENT_CHECK_INTERVAL)
     """
     while os.getppid() == supervisor:
         time.sleep(interval)
-    log.warning("worker.orphaned", supervisor=supervisor, hint="the --reload supervisor died")
+    log.warning(
+        "worker.orphaned", supervisor=supervisor, hint="its --reload or --processes parent died"
+    )
     os.kill(os.getpid(), signal.SIGTERM)
     time.sleep(STOP_TIMEOUT)
     if os.getpgrp() == os.getpid():  # the group the supervisor made: this worker and its pool

@@ -2,10 +2,10 @@
 
 Celery stops a sync task at its soft limit (an exception in the task) and its hard limit (the
 process is killed) only in pools with processes to signal or kill: prefork, the default. The
-threads and solo pools run the task in the worker's own process, where neither can land:
-`timeout=` would be silently ignored. hexa refuses to start such a worker instead, naming the
-tasks and the ways out. Async tasks keep their `timeout=` on any pool: the event loop
-cancels them.
+threads, solo and asyncio pools run a sync task in the worker's own process (the asyncio pool
+in a thread of its own), where neither can land: `timeout=` would be silently ignored. hexa
+refuses to start such a worker instead, naming the tasks and the ways out. Async tasks keep
+their `timeout=` on any pool: the event loop cancels them.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from typing import Any
 
 from hexa._exceptions import ConfigurationError
 
-#: Celery pools that cannot interrupt a running sync task.
-POOLS_WITHOUT_TIME_LIMITS = ("threads", "solo")
+#: Pools that cannot interrupt a running sync task (the asyncio pool runs them in threads).
+POOLS_WITHOUT_TIME_LIMITS = ("threads", "solo", "asyncio")
 
 
 def _limited(task: Any) -> bool:

@@ -202,7 +202,7 @@ class TestHardTimeLimit:
 
 
 class TestPoolsWithoutTimeLimits:
-    @pytest.mark.parametrize("pool", ["threads", "solo"])
+    @pytest.mark.parametrize("pool", ["threads", "solo", "asyncio"])
     def test_a_pool_that_cannot_stop_a_sync_task_refuses_to_start_naming_it(
         self,
         pool: str,
