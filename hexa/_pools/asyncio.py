@@ -1,10 +1,11 @@
 """`hexa worker --pool asyncio --concurrency N`: async tasks in flight on the loop, no thread each.
 
 A Celery execution pool (`celery.concurrency.base.BasePool`, modelled on `thread.py`). Each
-async task's message is traced by Celery's own tracer in a greenlet (`hexa._pools._greenlets`)
-that is suspended while its coroutine runs on the process's persistent event loop, so up to N
-coroutines are in flight with a handful of threads. Sync tasks sent to the same worker run in a
-bounded thread pool, never on the loop. Prefetch follows N (Celery: concurrency x multiplier).
+async task's message is traced by Celery's own tracer in a greenlet on the event loop's thread
+(`hexa._pools._greenlets`), suspended while its coroutine runs on the process's persistent
+loop, so up to N coroutines are in flight with no thread each and no hop between threads.
+Sync tasks sent to the same worker run in a bounded thread pool, never on the loop. Prefetch
+follows N (Celery: concurrency x multiplier).
 
 Warm shutdown waits up to `HEXA_SHUTDOWN_GRACE` seconds (default 20) for tasks in flight, then
 cancels the coroutines still running: their messages are not acknowledged, so the broker
@@ -16,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import inspect
-import itertools
 import os
 import threading
 import time
@@ -28,21 +28,16 @@ from typing import Any
 
 from celery.concurrency.base import BasePool, apply_target
 
-from hexa._bridge import bridge
 from hexa._exceptions import ConfigurationError
 from hexa._logging import get_logger
 from hexa._pools._consumer_thread import ConsumerThreadCalls
-from hexa._pools._greenlets import CancelledAtShutdown, GreenletHost
+from hexa._pools._greenlets import CancelledAtShutdown, LoopTraces
 from hexa._settings import read_dotenv
 
 log = get_logger()
 
 GRACE_ENV = "HEXA_SHUTDOWN_GRACE"
 DEFAULT_GRACE = 20.0
-#: Threads hosting the traces: each blocks on its traces' Redis round trips (two per result),
-#: so a few overlap them. Measured at 1000 in flight: 16 ran ~1.8x the tasks/s of 4, at less
-#: CPU per task; 32 was no better.
-TRACE_HOSTS = 16
 #: The sync tasks' thread pool: at most this many, and never more than the concurrency.
 MAX_SYNC_THREADS = 32
 
@@ -87,11 +82,7 @@ class TaskPool(BasePool):
         self._in_flight = 0
         self._waiting: deque[Callable[[], None]] = deque()
         self._idle = threading.Condition(self._lock)
-        self._hosts = [
-            GreenletHost(f"hexa-trace-{n}", self._finished)
-            for n in range(max(1, min(self.limit, TRACE_HOSTS)))
-        ]
-        self._next_host = itertools.cycle(self._hosts)
+        self._traces = LoopTraces(self._finished)
         self._sync = ThreadPoolExecutor(
             max_workers=max(1, min(self.limit, MAX_SYNC_THREADS)), thread_name_prefix="hexa-sync"
         )
@@ -104,9 +95,7 @@ class TaskPool(BasePool):
 
     def on_start(self) -> None:
         _check_greenlet_locals()
-        bridge.loop()  # the persistent loop, up before the first message
-        for host in self._hosts:
-            host.start()
+        self._traces.start()  # the persistent loop, up before the first message
         log.info("pool.started", pool="asyncio", concurrency=self.limit, grace=self.grace)
 
     def on_apply(  # type: ignore[override]  # celery-types: (*args, **kwargs) -> None
@@ -151,17 +140,17 @@ class TaskPool(BasePool):
                 self._waiting.append(trace)
                 return
             self._in_flight += 1
-        next(self._next_host).spawn(trace)
+        self._traces.spawn(trace)
 
     def _finished(self) -> None:
-        """A trace ended (on its host thread): start a waiting one, or free the slot."""
+        """A trace ended (on the loop's thread): start a waiting one, or free the slot."""
         with self._lock:
             trace = self._waiting.popleft() if self._waiting else None
             if trace is None:
                 self._in_flight -= 1
                 self._idle.notify_all()
         if trace is not None:
-            next(self._next_host).spawn(trace)
+            self._traces.spawn(trace)
 
     @property
     def in_flight(self) -> int:
@@ -176,8 +165,6 @@ class TaskPool(BasePool):
             self._cancel_in_flight()
         self._sync.shutdown(wait=True, cancel_futures=True)
         self._consumer_thread.run_pending()  # the last acks
-        for host in self._hosts:
-            host.stop()
         self._consumer_thread.close()
 
     def on_terminate(self) -> None:
@@ -204,7 +191,7 @@ class TaskPool(BasePool):
         return not self._in_flight
 
     def _cancel_in_flight(self) -> None:
-        cancelled = sum(host.cancel_all() for host in self._hosts)
+        cancelled = self._traces.cancel_all()
         log.warning(
             "pool.cancelled_at_shutdown",
             count=cancelled,
