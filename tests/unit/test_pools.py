@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import anyio
@@ -23,12 +23,12 @@ from hexa._worker import register_task
 
 
 @pytest.fixture
-def host() -> Iterator[LoopTraces]:
+def host() -> LoopTraces:
     finished = threading.Semaphore(0)
     host = LoopTraces(finished.release)
     host.finished = finished  # type: ignore[attr-defined]
     host.start()
-    yield host
+    return host
 
 
 def loop_thread_name() -> str:
