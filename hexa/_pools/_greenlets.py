@@ -69,13 +69,24 @@ class LoopTraces:
     def start(self) -> None:
         self._loop = bridge.loop()
 
-    def spawn(self, trace: Callable[[], None]) -> None:
-        """Run `trace()` in a new greenlet on the loop (from any thread), soon."""
+    def spawn(self, trace: Callable[[], None], wake: bool = True) -> None:
+        """Run `trace()` in a new greenlet on the loop (from any thread), soon; with
+        `wake=False`, once `wake()` is called (one wake-up for a burst of messages)."""
         self._incoming.append(trace)
-        if not self._scheduled:  # one wake-up of the loop for a burst of messages
+        if wake:
+            self.wake()
+
+    def wake(self) -> None:
+        """Have the loop start the traces spawned so far (from any thread)."""
+        if not self._scheduled:
             self._scheduled = True
             assert self._loop is not None
             self._loop.call_soon_threadsafe(self._start_incoming)
+
+    def start_soon(self, trace: Callable[[], None]) -> None:
+        """Start `trace()` in the loop's next iteration (on the loop's thread)."""
+        assert self._loop is not None
+        self._loop.call_soon(self.start_now, trace)
 
     def _start_incoming(self) -> None:
         self._scheduled = False  # before draining: a trace appended from now on wakes us again

@@ -88,10 +88,14 @@ class TaskPool(BasePool):
         )
         self._async_names: dict[str, bool] = {}
         self._consumer_thread = ConsumerThreadCalls()
+        self._hub: Any = None
+        self._wake_pending = False
 
     def register_with_event_loop(self, loop: Any) -> None:
-        """Celery's hub (the consumer's thread) runs the acks and task events."""
+        """Celery's hub (the consumer's thread) runs the acks and task events, and wakes the
+        event loop once per burst of messages it received, not once per message."""
         self._consumer_thread.register(loop)
+        self._hub = loop
 
     def on_start(self) -> None:
         _check_greenlet_locals()
@@ -140,7 +144,17 @@ class TaskPool(BasePool):
                 self._waiting.append(trace)
                 return
             self._in_flight += 1
-        self._traces.spawn(trace)
+        if self._hub is None:
+            self._traces.spawn(trace)
+            return
+        self._traces.spawn(trace, wake=False)
+        if not self._wake_pending:  # the hub's next turn, after this burst of messages
+            self._wake_pending = True
+            self._hub.call_soon(self._wake_loop)
+
+    def _wake_loop(self) -> None:
+        self._wake_pending = False
+        self._traces.wake()
 
     def _finished(self) -> None:
         """A trace ended (on the loop's thread): start a waiting one, or free the slot."""
@@ -150,7 +164,7 @@ class TaskPool(BasePool):
                 self._in_flight -= 1
                 self._idle.notify_all()
         if trace is not None:
-            self._traces.spawn(trace)
+            self._traces.start_soon(trace)
 
     @property
     def in_flight(self) -> int:
