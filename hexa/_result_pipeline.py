@@ -35,6 +35,7 @@ def async_client_options(connparams: Mapping[str, Any]) -> dict[str, Any] | None
     """Celery's Redis connection parameters for `redis.asyncio.Redis`, or None when they
     name something only the sync client does here (TLS or a Unix socket, say)."""
     options = dict(connparams)
+    options.pop("retry_on_timeout", None)  # deprecated there: timeouts are retried anyway
     if options.pop("connection_class", redis.Connection) is not redis.Connection:
         return None
     if set(options) - _ASYNC_PARAMETERS:
@@ -56,6 +57,9 @@ class PipelinedStore:
         self._interval_max = float(policy.get("interval_max") or 1)
         self._pending: list[_Write] = []
         self._sending: asyncio.Task[None] | None = None
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
 
     def store(
         self, key: bytes, value: str | bytes, state: str, expires: int

@@ -170,9 +170,11 @@ class LoopTraces:
         return future.result()
 
     def await_in_thread(self, call: Callable[[], T]) -> T:
-        """Run blocking `call()` in a worker thread; suspend this trace meanwhile."""
+        """Run blocking `call()` in a worker thread, in a copy of this trace's context (its
+        log ids, its span); suspend this trace meanwhile."""
         assert self._loop is not None
-        return self.await_future(self._loop.run_in_executor(None, call))
+        in_context = functools.partial(contextvars.copy_context().run, call)
+        return self.await_future(self._loop.run_in_executor(None, in_context))
 
     def _suspend(self, current: TraceGreenlet, future: asyncio.Future[Any]) -> None:
         future.add_done_callback(functools.partial(self._resume, current))

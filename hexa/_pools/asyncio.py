@@ -80,7 +80,7 @@ class TaskPool(BasePool):
         self.grace = shutdown_grace()
         self._lock = threading.Lock()
         self._in_flight = 0
-        self._waiting: deque[Callable[[], None]] = deque()
+        self._waiting: deque[tuple[Callable[[], None], Callable[[float], Any] | None]] = deque()
         self._idle = threading.Condition(self._lock)
         self._traces = LoopTraces(self._finished)
         self._sync = ThreadPoolExecutor(
@@ -112,18 +112,18 @@ class TaskPool(BasePool):
         **_: Any,
     ) -> ApplyResult | None:
         post = self._consumer_thread.post
-        run = functools.partial(
-            apply_target,
-            target,
-            args,
-            kwargs,
-            callback and functools.partial(post, callback),
-            accept_callback and functools.partial(post, accept_callback),
-            propagate=(CancelledAtShutdown,),
-        )
+        done = callback and functools.partial(post, callback)
         if not self._is_async(args):
+            accepted = accept_callback and functools.partial(post, accept_callback)
+            run = functools.partial(
+                apply_target, target, args, kwargs, done, accepted, propagate=_PROPAGATE
+            )
             return ApplyResult(self._sync.submit(run))
-        self._admit(functools.partial(_traced, run))
+        # An async task is accepted (Celery's `on_accepted`: `active` list, `task-started`
+        # event) when it gets its slot, by this thread: no extra wake-up of it per task.
+        run = functools.partial(apply_target, target, args, kwargs, done, propagate=_PROPAGATE)
+        accepted = accept_callback and functools.partial(accept_callback, os.getpid())
+        self._admit(functools.partial(_traced, run), accepted)
         return None
 
     def _is_async(self, args: tuple[Any, ...] | None) -> bool:
@@ -137,13 +137,16 @@ class TaskPool(BasePool):
             found = self._async_names[name] = _awaits(task)
         return found
 
-    def _admit(self, trace: Callable[[], None]) -> None:
-        """Start the trace now, or once a slot is free (at most `limit` in flight)."""
+    def _admit(self, trace: Callable[[], None], accepted: Callable[[float], Any] | None) -> None:
+        """Start the trace now, or once a slot is free (at most `limit` in flight); `accepted`
+        runs on the consumer's thread as it starts."""
         with self._lock:
             if self._in_flight >= self.limit:
-                self._waiting.append(trace)
+                self._waiting.append((trace, accepted))
                 return
             self._in_flight += 1
+        if accepted is not None:
+            accepted(time.monotonic())
         if self._hub is None:
             self._traces.spawn(trace)
             return
@@ -159,11 +162,14 @@ class TaskPool(BasePool):
     def _finished(self) -> None:
         """A trace ended (on the loop's thread): start a waiting one, or free the slot."""
         with self._lock:
-            trace = self._waiting.popleft() if self._waiting else None
-            if trace is None:
+            waiting = self._waiting.popleft() if self._waiting else None
+            if waiting is None:
                 self._in_flight -= 1
                 self._idle.notify_all()
-        if trace is not None:
+        if waiting is not None:
+            trace, accepted = waiting
+            if accepted is not None:
+                self._consumer_thread.post(accepted, time.monotonic())
             self._traces.start_soon(trace)
 
     @property
@@ -222,6 +228,9 @@ class TaskPool(BasePool):
             "sync-threads": self._sync._max_workers,
         }
 
+
+#: Raised through Celery's `apply_target` rather than reported as a failure.
+_PROPAGATE = (CancelledAtShutdown,)
 
 #: AMQP's prefetch count is 16 bits.
 MAX_PREFETCH = 65535
