@@ -134,12 +134,19 @@ _stores: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Any, Pipeline
 def pipelined_store(backend: Any, script: Any, sha: str) -> PipelinedStore | None:
     """The running loop's store for `backend`'s Redis, or None when the async client
     cannot reach it the same way (then the caller writes from a worker thread)."""
+    loop = asyncio.get_running_loop()
+    known: tuple[asyncio.AbstractEventLoop, PipelinedStore | None] | None = getattr(
+        backend, "_hexa_pipelined", None
+    )
+    if known is not None and known[0] is loop:
+        return known[1]
+    found = None
     options = async_client_options(backend.connparams)
-    if options is None:
-        return None
-    per_loop = _stores.setdefault(asyncio.get_running_loop(), {})
-    key = tuple(sorted((k, repr(v)) for k, v in options.items()))
-    found = per_loop.get(key)
-    if found is None:
-        found = per_loop[key] = PipelinedStore(options, script, sha, backend.retry_policy)
+    if options is not None:  # once per backend and loop: one store per Redis
+        per_loop = _stores.setdefault(loop, {})
+        key = tuple(sorted((k, repr(v)) for k, v in options.items()))
+        found = per_loop.get(key)
+        if found is None:
+            found = per_loop[key] = PipelinedStore(options, script, sha, backend.retry_policy)
+    backend._hexa_pipelined = (loop, found)
     return found
