@@ -17,8 +17,6 @@ class RedactingDispatcher(EventDispatcher):
     """`EventDispatcher` whose events carry no broker or backend password."""
 
     def send(self, type: str, *args: Any, **fields: Any) -> Any:
-        if not self.enabled:  # Celery's own check, before the redaction's walk of every field
-            return None
         return super().send(type, *args, **redact_value(fields))
 
 
