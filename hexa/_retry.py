@@ -62,7 +62,6 @@ def _check_count(name: str, value: object, minimum: int) -> None:
         )
 
 
-
 @attrs.frozen
 class Backoff:
     """Exponential backoff: wait `min(max, base * 2**retries)` seconds, full jitter by default."""
