@@ -22,6 +22,7 @@ from kombu import Connection
 from kombu.message import Message
 
 from hexa._delays import queue_of
+from hexa._delivery_limit import DELIVERY_COUNT_HEADERS
 from hexa._exceptions import error_text
 from hexa._hooks import dead_lettered
 from hexa._inflate import bound_decompression
@@ -336,6 +337,8 @@ def printable(text: str) -> str:
 
 
 def _republish(producer: Any, letter: DeadLetter, settings: Settings) -> None:
+    """The letter's message back on its queue, its delivery count started afresh."""
+    headers = {k: v for k, v in letter.headers.items() if k not in DELIVERY_COUNT_HEADERS}
     producer.publish(
         letter.raw_body(),
         exchange="",
@@ -343,7 +346,7 @@ def _republish(producer: Any, letter: DeadLetter, settings: Settings) -> None:
         declare=[plain_queue(letter.queue, settings)],
         content_type=letter.content_type or "application/data",
         content_encoding=letter.content_encoding or "binary",
-        headers=dict(letter.headers),
+        headers=headers,
         retry=True,
         retry_policy=_PUBLISH_RETRY,
         **letter.properties,

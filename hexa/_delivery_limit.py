@@ -29,6 +29,8 @@ from hexa._settings import DELIVERY_LIMIT_ENV, Settings
 COUNT_HEADER = "hexa-deliveries"
 #: A quorum queue's own count of deliveries returned to it (RabbitMQ 3.8+).
 QUORUM_COUNT_HEADER = "x-delivery-count"
+#: Dropped when a dead letter is replayed: a replay starts counting afresh.
+DELIVERY_COUNT_HEADERS = frozenset({COUNT_HEADER, QUORUM_COUNT_HEADER})
 #: Properties a copy keeps; `expiration` is left out (the `expires` header still holds).
 _KEPT = ("correlation_id", "reply_to", "priority", "delivery_mode")
 _PUBLISH_RETRY = {"max_retries": 3, "interval_start": 0, "interval_step": 0.5, "interval_max": 1}
