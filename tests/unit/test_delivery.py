@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,7 +17,6 @@ from kombu.message import Message
 import hexa
 from hexa import ConfigurationError, DispatchError, Settings
 from hexa._app import HexaCelery, build_app
-from hexa._cli import main
 from hexa._definitions import definitions
 from hexa._delays import (
     DELIVERY_EXCHANGE,
@@ -305,22 +307,26 @@ class TestRefusedBeforePublishingOnTheEmbeddedBroker:
             step.s(1).then(step).with_options(countdown=3600).send()
         assert _nothing_published(app)
 
-    def test_hexa_send_countdown(
-        self,
-        make_project: Callable[[dict[str, str]], Path],
-        capsys: pytest.CaptureFixture[str],
-    ) -> None:
-        root = make_project(
-            {
-                "modules/__init__.py": "",
-                "modules/later/__init__.py": "",
-                "modules/later/module.py": (
-                    "from hexa import Module\n\ndef run(x: int) -> int:\n    return x\n\n"
-                    "class LaterModule(Module):\n    @property\n    def service(self):\n"
-                    "        return {'later_tasks': {'run': run}}\n"
-                ),
-            }
+    def test_hexa_send_countdown(self, tmp_path: Path) -> None:
+        module = tmp_path / "modules" / "later"
+        module.mkdir(parents=True)
+        (tmp_path / "modules" / "__init__.py").write_text("")
+        (module / "__init__.py").write_text("")
+        (module / "module.py").write_text(
+            "from hexa import Module\n\ndef run(x: int) -> int:\n    return x\n\n"
+            "class LaterModule(Module):\n    @property\n    def service(self):\n"
+            "        return {'later_tasks': {'run': run}}\n"
         )
-        assert main(["send", "later.run", "1", "--countdown", "3600"]) == 2
-        assert "later.run: countdown=3600s is longer than 1740s" in capsys.readouterr().err
-        assert not any((root / ".hexa" / "broker" / "queue").glob("*"))
+        env = {k: v for k, v in os.environ.items() if k not in ("RABBITMQ_URL", "REDIS_URL")}
+        done = subprocess.run(
+            [sys.executable, "-m", "hexa", "send", "later.run", "1", "--countdown", "3600"],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 2, done.stderr
+        assert "later.run: countdown=3600s is longer than 1740s" in done.stderr
+        assert not any((tmp_path / ".hexa" / "broker" / "queue").glob("*"))

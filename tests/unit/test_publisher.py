@@ -92,15 +92,19 @@ class TestTaskResult:
         assert result.status == "PENDING"
 
 
-class TestQuorumQueues:
-    def test_delayed_message_on_quorum_queue_goes_through_celery(self, monkeypatch: Any) -> None:
+class TestDelayedMessages:
+    def test_a_delayed_message_on_rabbitmq_goes_through_celerys_send_task(
+        self, monkeypatch: Any, tmp_path: Any
+    ) -> None:
+        """Where `DelayingAMQP` routes it to the broker's delay queues (hexa._delays)."""
         from celery.result import AsyncResult
-        from kombu import Queue
 
+        from hexa._app import build_app
         from hexa._options import SendOptions
+        from hexa._settings import Settings
 
-        app = Celery("dispatch-unit", broker="amqp://127.0.0.1:1//", set_as_current=False)
-        app.conf.task_queues = [Queue("q", queue_arguments={"x-queue-type": "quorum"})]
+        environ = {"RABBITMQ_URL": "amqp://127.0.0.1:1//", "HEXA_QUEUE_TYPE": "quorum"}
+        app = build_app(Settings.from_env(environ=environ, cwd=tmp_path))
         sent: list[dict[str, Any]] = []
 
         def send_task(name: str, args: Any, kwargs: Any, **options: Any) -> Any:
