@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import attrs
+from amqp.exceptions import PreconditionFailed
 from kombu import Connection
 from kombu.message import Message
 
@@ -28,7 +29,7 @@ from hexa._hooks import dead_lettered
 from hexa._inflate import bound_decompression
 from hexa._logging import get_logger
 from hexa._message_check import MAX_NAME, identity
-from hexa._queues import plain_queue
+from hexa._queues import plain_queue, queue_mismatch
 from hexa._settings import Settings, redact
 from hexa._workflows.replay import workflow_fields
 
@@ -272,7 +273,10 @@ class DeadLetterStore:
         with self._connection() as conn:
             channel: Any = conn.channel()
             queue = self.queue(channel)
-            queue.declare()
+            try:
+                queue.declare()
+            except PreconditionFailed as error:  # a `.dead` queue of the other type
+                raise queue_mismatch(error) or error from None
             fetched = []
             while (message := queue.get(no_ack=False, accept=["json"])) is not None:
                 found = _parse(message)

@@ -139,6 +139,12 @@ class TestQueueTypes:
             app.close()
         assert time.monotonic() - started < 5  # no retrying until the publish timeout
 
+        with Connection(rabbitmq_url) as conn:  # and a classic `.dead` queue
+            Queue(queue + ".dead", routing_key=queue + ".dead").bind(conn.channel()).declare()
+        listed = hexa_cli(root, env, "dead", "list")
+        assert listed.returncode == 2
+        assert f"queue '{queue}.dead' exists on the broker as a classic queue" in listed.stderr
+
 
 class TestDeliveryLimit:
     """Issue 11 item 3: a task that kills its own process is dead-lettered after the limit."""
