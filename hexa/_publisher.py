@@ -230,7 +230,7 @@ class Publisher:
     ) -> None:
         """Send one task message; return once the broker confirmed it, else `PublishError`
         (inside `hexa.batch()`: confirmed at the block's end). The outbox relay uses it too."""
-        if self._pipelined and writable(route):
+        if self._pipelined and writable(route) and not self._waits_on_broker(message):
             self._send_pipelined(self._wire.outgoing(name, message, route))
         else:
             self._send_with_kombu(name, task_id, message, route, store_result)
@@ -329,6 +329,11 @@ class Publisher:
             if isinstance(queue, Queue) and _declared(producer, queue):
                 route["declare"] = []  # kombu would copy and re-check it on every call
             app.amqp.send_task_message(producer, name, message, **route)
+
+    def _waits_on_broker(self, message: Any) -> bool:
+        """A delayed message (an outbox row with an `eta`, say) where the broker delays it:
+        Celery's path sends it through the delay queues (`DelayingAMQP`)."""
+        return self._delays_on_broker and bool(message.headers.get("eta"))
 
     @property
     def _delays_on_broker(self) -> bool:

@@ -93,6 +93,31 @@ class TestTaskResult:
 
 
 class TestDelayedMessages:
+    def test_a_stored_message_with_an_eta_is_sent_by_celerys_path_not_pipelined(
+        self, monkeypatch: Any, tmp_path: Any
+    ) -> None:
+        """The outbox relay sends stored messages with `_send_confirmed`: one with an `eta`
+        must reach `DelayingAMQP` (the delay queues), not go straight to its queue."""
+        from datetime import timedelta
+
+        from hexa._app import build_app
+        from hexa._settings import Settings
+
+        environ = {"RABBITMQ_URL": "amqp://127.0.0.1:1//"}
+        app = build_app(Settings.from_env(environ=environ, cwd=tmp_path))
+        publisher = Publisher(app)
+        publisher._pipelined = True
+        ways: list[str] = []
+        monkeypatch.setattr(publisher, "_send_pipelined", lambda *a: ways.append("pipelined"))
+        monkeypatch.setattr(publisher, "_send_with_kombu", lambda *a: ways.append("celery"))
+        route = dict(publisher.route("m.t", None, (), {}))
+        eta = app.now() + timedelta(hours=2)
+        for when in (None, eta):
+            message = app.amqp.create_task_message("id", "m.t", [], {}, eta=when)
+            publisher._send_confirmed("m.t", "id", message, route, True)
+        assert ways == ["pipelined", "celery"]
+        app.close()
+
     def test_a_delayed_message_on_rabbitmq_goes_through_celerys_send_task(
         self, monkeypatch: Any, tmp_path: Any
     ) -> None:
