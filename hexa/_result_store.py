@@ -61,7 +61,6 @@ class RedactingBackend:
         )
 
 
-
 class KeepsFinalState:
     """Mixin for a result backend other than Redis: a final state is checked for first.
 

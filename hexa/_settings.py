@@ -28,12 +28,22 @@ MAX_MESSAGE_SIZE_ENV = "HEXA_MAX_MESSAGE_SIZE"
 #: Largest message body (bytes) `send()` publishes and a worker inflates: below RabbitMQ's
 #: default `max_message_size` (128 MiB) with room for a dead letter's base64 copy (4/3).
 DEFAULT_MAX_MESSAGE_SIZE = 64 * 1024 * 1024
+QUEUE_TYPE_ENV = "HEXA_QUEUE_TYPE"
+#: RabbitMQ's two durable queue types; quorum queues are replicated across a cluster's nodes.
+QUEUE_TYPES = ("classic", "quorum")
+DELIVERY_LIMIT_ENV = "HEXA_DELIVERY_LIMIT"
+#: Deliveries a message gets without finishing (its worker process died each time) before it
+#: is dead-lettered: enough to ride out a worker restart or two, few enough that a message
+#: that kills its worker stops doing so within seconds.
+DEFAULT_DELIVERY_LIMIT = 5
 #: Socket timeouts on AMQP connections, so a broker that stops answering (a blocked
 #: connection, a half-open socket) raises instead of hanging the caller forever.
 SOCKET_TIMEOUT = 5
 
 
 _BROKER_DIRS = ("data_folder_in", "control_folder")
+#: URL schemes of RabbitMQ (AMQP 0-9-1) brokers.
+_AMQP_SCHEMES = ("amqp", "amqps", "pyamqp", "librabbitmq")
 
 
 def read_dotenv(path: Path) -> dict[str, str]:
@@ -80,10 +90,22 @@ class Settings:
     publish_timeout: float = DEFAULT_PUBLISH_TIMEOUT
     max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
     prefetch_multiplier: int = DEFAULT_PREFETCH
+    queue_type: str = "classic"
+    delivery_limit: int = DEFAULT_DELIVERY_LIMIT
 
     @property
     def embedded_broker(self) -> bool:
         return self.broker_url.startswith("filesystem://")
+
+    @property
+    def delays_on_broker(self) -> bool:
+        """Whether delayed messages wait on the broker (RabbitMQ: see `hexa._delays`).
+
+        Elsewhere (the embedded broker, any other transport) a worker holds a delayed
+        message until it is due, so delays are limited (`hexa._delays.MAX_HELD_DELAY`).
+        """
+        first = self.broker_url.replace(",", ";").split(";")[0].strip()
+        return first.split("://")[0].lower() in _AMQP_SCHEMES
 
     @property
     def embedded_backend(self) -> bool:
@@ -116,6 +138,7 @@ class Settings:
             if self.embedded_backend
             else mask(self.result_backend),
             "queue": self.default_queue,
+            "queue_type": self.queue_type,
         }
 
     def secrets(self) -> list[str]:
@@ -170,6 +193,8 @@ class Settings:
             publish_timeout=float(values.get(PUBLISH_TIMEOUT_ENV) or DEFAULT_PUBLISH_TIMEOUT),
             max_message_size=_size(values.get(MAX_MESSAGE_SIZE_ENV)),
             prefetch_multiplier=_prefetch(values.get(PREFETCH_ENV)),
+            queue_type=_queue_type(values.get(QUEUE_TYPE_ENV)),
+            delivery_limit=_delivery_limit(values.get(DELIVERY_LIMIT_ENV)),
         )
 
 
@@ -193,6 +218,31 @@ def _prefetch(value: str | None) -> int:
         raise ConfigurationError(
             f"{PREFETCH_ENV}={value!r}: use a whole number of messages per worker process, "
             f"1 for tasks that run for minutes (default {DEFAULT_PREFETCH})"
+        )
+    return int(value)
+
+
+def _queue_type(value: str | None) -> str:
+    """`HEXA_QUEUE_TYPE`: classic (the default) or quorum."""
+    if not value or not value.strip():
+        return "classic"
+    if value.strip().lower() not in QUEUE_TYPES:
+        raise ConfigurationError(
+            f"{QUEUE_TYPE_ENV}={value!r}: use 'classic' (the default, one node) or 'quorum' "
+            "(replicated across a RabbitMQ cluster)"
+        )
+    return value.strip().lower()
+
+
+def _delivery_limit(value: str | None) -> int:
+    """`HEXA_DELIVERY_LIMIT`: a whole number of deliveries from 1 up."""
+    if not value:
+        return DEFAULT_DELIVERY_LIMIT
+    if not value.strip().isdigit() or int(value) < 1:
+        raise ConfigurationError(
+            f"{DELIVERY_LIMIT_ENV}={value!r}: use a whole number of deliveries from 1 up "
+            f"(default {DEFAULT_DELIVERY_LIMIT}): a message whose worker process dies that many "
+            "times is dead-lettered"
         )
     return int(value)
 

@@ -112,4 +112,3 @@ class TestFindHome:
         (sub / ".env").write_text("REDIS_URL=redis://here/1\n")
         settings = Settings.from_env(environ={}, cwd=sub)
         assert (settings.broker_url, settings.result_backend) == ("amqp://root//", "redis://here/1")
-
