@@ -69,6 +69,21 @@ class Suspender(Protocol):
     ) -> Any:
         """Run the coroutine on the loop; return (or raise) its outcome once it is done."""
 
+    def await_future(self, future: asyncio.Future[R]) -> R:
+        """Suspend until `future` (of the loop) is done; its result (the loop's thread only)."""
+
+    def await_in_thread(self, call: Callable[[], R]) -> R:
+        """Run blocking `call()` in a worker thread, suspended meanwhile (the loop's thread)."""
+
+
+def loop_suspender() -> Suspender | None:
+    """The suspender of the code running now when it runs on the loop's own thread (a trace
+    of the asyncio pool): blocking I/O there must go through it, or it stalls the loop."""
+    waiting = suspender.get()
+    if waiting is not None and bridge.on_loop_thread() and waiting.owns_current():
+        return waiting
+    return None
+
 
 #: Set by a pool in the context of each task it suspends rather than blocks.
 suspender: contextvars.ContextVar[Suspender | None] = contextvars.ContextVar(

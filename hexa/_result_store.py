@@ -31,9 +31,11 @@ from celery.backends.redis import RedisBackend
 from celery.exceptions import BackendStoreError
 from redis.commands.core import Script
 
+from hexa._bridge import loop_suspender
 from hexa._embedded import PrivateFilesystemBackend
 from hexa._exceptions import error_text
 from hexa._logging import get_logger
+from hexa._result_pipeline import pipelined_store
 from hexa._settings import redact_value
 
 log = get_logger()
@@ -60,9 +62,19 @@ class RedactingBackend:
 
 
 class KeepsFinalState:
-    """Mixin for a result backend other than Redis: a final state is checked for first."""
+    """Mixin for a result backend other than Redis: a final state is checked for first.
+
+    On the asyncio pool's loop the (blocking) check and write run in a worker thread.
+    """
 
     def _store_result(self, task_id: str, result: Any, state: str, *args: Any, **kw: Any) -> Any:
+        waiting = loop_suspender()
+        if waiting is not None:
+            call = functools.partial(self._keep_final, task_id, result, state, *args, **kw)
+            return waiting.await_in_thread(call)
+        return self._keep_final(task_id, result, state, *args, **kw)
+
+    def _keep_final(self, task_id: str, result: Any, state: str, *args: Any, **kw: Any) -> Any:
         if state in states.UNREADY_STATES:
             stored: Any = self._get_task_meta_for(task_id)  # type: ignore[attr-defined]
             if stored["status"] in states.READY_STATES:
@@ -126,7 +138,17 @@ class TolerantRedisBackend(RedisBackend):
             raise too_large("value too large for Redis", state=state, task_id=task_id)
         expires = backend.failure_expires if state == states.FAILURE else backend.expires
         key = backend.get_key_for_task(task_id)
-        backend.ensure(self._run_store, (key, value, state, int(expires or 0)))
+        args = (key, value, state, int(expires or 0))
+        waiting = loop_suspender()
+        if waiting is None:
+            backend.ensure(self._run_store, args)
+            return result
+        # On the asyncio pool's loop: suspended on a pipelined write, the loop keeps running.
+        store = pipelined_store(backend, _STORE_SCRIPT.script, _STORE_SCRIPT.sha)
+        if store is None:
+            waiting.await_in_thread(functools.partial(backend.ensure, self._run_store, args))
+        else:
+            waiting.await_future(store.store(*args))
         return result
 
     def _run_store(self, key: bytes, value: str | bytes, state: str, expires: int) -> None:

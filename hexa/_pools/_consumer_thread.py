@@ -17,6 +17,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from hexa._bridge import bridge
 from hexa._logging import get_logger
 
 log = get_logger()
@@ -46,8 +47,14 @@ class ConsumerThreadCalls:
         self._calls.append((call, args))
         if not self._signalled:
             self._signalled = True
-            with contextlib.suppress(BlockingIOError):  # a wake-up is pending already
-                os.write(self._write_fd, b"\0")
+            if bridge.on_loop_thread():  # one wake-up for every task this loop turn ended
+                bridge.loop().call_soon(self._wake)
+            else:
+                self._wake()
+
+    def _wake(self) -> None:
+        with contextlib.suppress(BlockingIOError):  # a wake-up is pending already
+            os.write(self._write_fd, b"\0")
 
     def run_pending(self) -> None:
         """Run every posted call, in order (on the consumer's thread)."""

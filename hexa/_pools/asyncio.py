@@ -1,10 +1,11 @@
 """`hexa worker --pool asyncio --concurrency N`: async tasks in flight on the loop, no thread each.
 
 A Celery execution pool (`celery.concurrency.base.BasePool`, modelled on `thread.py`). Each
-async task's message is traced by Celery's own tracer in a greenlet (`hexa._pools._greenlets`)
-that is suspended while its coroutine runs on the process's persistent event loop, so up to N
-coroutines are in flight with a handful of threads. Sync tasks sent to the same worker run in a
-bounded thread pool, never on the loop. Prefetch follows N (Celery: concurrency x multiplier).
+async task's message is traced by Celery's own tracer in a greenlet on the event loop's thread
+(`hexa._pools._greenlets`), suspended while its coroutine runs on the process's persistent
+loop, so up to N coroutines are in flight with no thread each and no hop between threads.
+Sync tasks sent to the same worker run in a bounded thread pool, never on the loop. Prefetch
+follows N (Celery: concurrency x multiplier).
 
 Warm shutdown waits up to `HEXA_SHUTDOWN_GRACE` seconds (default 20) for tasks in flight, then
 cancels the coroutines still running: their messages are not acknowledged, so the broker
@@ -16,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import inspect
-import itertools
 import os
 import threading
 import time
@@ -28,21 +28,16 @@ from typing import Any
 
 from celery.concurrency.base import BasePool, apply_target
 
-from hexa._bridge import bridge
 from hexa._exceptions import ConfigurationError
 from hexa._logging import get_logger
 from hexa._pools._consumer_thread import ConsumerThreadCalls
-from hexa._pools._greenlets import CancelledAtShutdown, GreenletHost
+from hexa._pools._greenlets import CancelledAtShutdown, LoopTraces
 from hexa._settings import read_dotenv
 
 log = get_logger()
 
 GRACE_ENV = "HEXA_SHUTDOWN_GRACE"
 DEFAULT_GRACE = 20.0
-#: Threads hosting the traces: each blocks on its traces' Redis round trips (two per result),
-#: so a few overlap them. Measured at 1000 in flight: 16 ran ~1.8x the tasks/s of 4, at less
-#: CPU per task; 32 was no better.
-TRACE_HOSTS = 16
 #: The sync tasks' thread pool: at most this many, and never more than the concurrency.
 MAX_SYNC_THREADS = 32
 
@@ -85,28 +80,26 @@ class TaskPool(BasePool):
         self.grace = shutdown_grace()
         self._lock = threading.Lock()
         self._in_flight = 0
-        self._waiting: deque[Callable[[], None]] = deque()
+        self._waiting: deque[tuple[Callable[[], None], Callable[[float], Any] | None]] = deque()
         self._idle = threading.Condition(self._lock)
-        self._hosts = [
-            GreenletHost(f"hexa-trace-{n}", self._finished)
-            for n in range(max(1, min(self.limit, TRACE_HOSTS)))
-        ]
-        self._next_host = itertools.cycle(self._hosts)
+        self._traces = LoopTraces(self._finished)
         self._sync = ThreadPoolExecutor(
             max_workers=max(1, min(self.limit, MAX_SYNC_THREADS)), thread_name_prefix="hexa-sync"
         )
         self._async_names: dict[str, bool] = {}
         self._consumer_thread = ConsumerThreadCalls()
+        self._hub: Any = None
+        self._wake_pending = False
 
     def register_with_event_loop(self, loop: Any) -> None:
-        """Celery's hub (the consumer's thread) runs the acks and task events."""
+        """Celery's hub (the consumer's thread) runs the acks and task events, and wakes the
+        event loop once per burst of messages it received, not once per message."""
         self._consumer_thread.register(loop)
+        self._hub = loop
 
     def on_start(self) -> None:
         _check_greenlet_locals()
-        bridge.loop()  # the persistent loop, up before the first message
-        for host in self._hosts:
-            host.start()
+        self._traces.start()  # the persistent loop, up before the first message
         log.info("pool.started", pool="asyncio", concurrency=self.limit, grace=self.grace)
 
     def on_apply(  # type: ignore[override]  # celery-types: (*args, **kwargs) -> None
@@ -119,18 +112,18 @@ class TaskPool(BasePool):
         **_: Any,
     ) -> ApplyResult | None:
         post = self._consumer_thread.post
-        run = functools.partial(
-            apply_target,
-            target,
-            args,
-            kwargs,
-            callback and functools.partial(post, callback),
-            accept_callback and functools.partial(post, accept_callback),
-            propagate=(CancelledAtShutdown,),
-        )
+        done = callback and functools.partial(post, callback)
         if not self._is_async(args):
+            accepted = accept_callback and functools.partial(post, accept_callback)
+            run = functools.partial(
+                apply_target, target, args, kwargs, done, accepted, propagate=_PROPAGATE
+            )
             return ApplyResult(self._sync.submit(run))
-        self._admit(functools.partial(_traced, run))
+        # An async task is accepted (Celery's `on_accepted`: `active` list, `task-started`
+        # event) when it gets its slot, by this thread: no extra wake-up of it per task.
+        run = functools.partial(apply_target, target, args, kwargs, done, propagate=_PROPAGATE)
+        accepted = accept_callback and functools.partial(accept_callback, os.getpid())
+        self._admit(functools.partial(_traced, run), accepted)
         return None
 
     def _is_async(self, args: tuple[Any, ...] | None) -> bool:
@@ -144,24 +137,40 @@ class TaskPool(BasePool):
             found = self._async_names[name] = _awaits(task)
         return found
 
-    def _admit(self, trace: Callable[[], None]) -> None:
-        """Start the trace now, or once a slot is free (at most `limit` in flight)."""
+    def _admit(self, trace: Callable[[], None], accepted: Callable[[float], Any] | None) -> None:
+        """Start the trace now, or once a slot is free (at most `limit` in flight); `accepted`
+        runs on the consumer's thread as it starts."""
         with self._lock:
             if self._in_flight >= self.limit:
-                self._waiting.append(trace)
+                self._waiting.append((trace, accepted))
                 return
             self._in_flight += 1
-        next(self._next_host).spawn(trace)
+        if accepted is not None:
+            accepted(time.monotonic())
+        if self._hub is None:
+            self._traces.spawn(trace)
+            return
+        self._traces.spawn(trace, wake=False)
+        if not self._wake_pending:  # the hub's next turn, after this burst of messages
+            self._wake_pending = True
+            self._hub.call_soon(self._wake_loop)
+
+    def _wake_loop(self) -> None:
+        self._wake_pending = False
+        self._traces.wake()
 
     def _finished(self) -> None:
-        """A trace ended (on its host thread): start a waiting one, or free the slot."""
+        """A trace ended (on the loop's thread): start a waiting one, or free the slot."""
         with self._lock:
-            trace = self._waiting.popleft() if self._waiting else None
-            if trace is None:
+            waiting = self._waiting.popleft() if self._waiting else None
+            if waiting is None:
                 self._in_flight -= 1
                 self._idle.notify_all()
-        if trace is not None:
-            next(self._next_host).spawn(trace)
+        if waiting is not None:
+            trace, accepted = waiting
+            if accepted is not None:
+                self._consumer_thread.post(accepted, time.monotonic())
+            self._traces.start_soon(trace)
 
     @property
     def in_flight(self) -> int:
@@ -176,8 +185,6 @@ class TaskPool(BasePool):
             self._cancel_in_flight()
         self._sync.shutdown(wait=True, cancel_futures=True)
         self._consumer_thread.run_pending()  # the last acks
-        for host in self._hosts:
-            host.stop()
         self._consumer_thread.close()
 
     def on_terminate(self) -> None:
@@ -204,7 +211,7 @@ class TaskPool(BasePool):
         return not self._in_flight
 
     def _cancel_in_flight(self) -> None:
-        cancelled = sum(host.cancel_all() for host in self._hosts)
+        cancelled = self._traces.cancel_all()
         log.warning(
             "pool.cancelled_at_shutdown",
             count=cancelled,
@@ -221,6 +228,9 @@ class TaskPool(BasePool):
             "sync-threads": self._sync._max_workers,
         }
 
+
+#: Raised through Celery's `apply_target` rather than reported as a failure.
+_PROPAGATE = (CancelledAtShutdown,)
 
 #: AMQP's prefetch count is 16 bits.
 MAX_PREFETCH = 65535

@@ -1,9 +1,9 @@
-"""The asyncio pool's parts, in process: greenlet hosts, consumer-thread calls, process argv."""
+"""The asyncio pool's parts, in process: loop traces, consumer-thread calls, process argv."""
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import anyio
@@ -15,7 +15,7 @@ from hexa._bridge import bridge
 from hexa._definitions import definitions
 from hexa._exceptions import ConfigurationError
 from hexa._pools._consumer_thread import ConsumerThreadCalls
-from hexa._pools._greenlets import CancelledAtShutdown, GreenletHost
+from hexa._pools._greenlets import CancelledAtShutdown, LoopTraces
 from hexa._pools.asyncio import _awaits, _check_prefetch, shutdown_grace
 from hexa._pools.processes import child_argv, node_name
 from hexa._settings import Settings
@@ -23,25 +23,28 @@ from hexa._worker import register_task
 
 
 @pytest.fixture
-def host() -> Iterator[GreenletHost]:
+def host() -> LoopTraces:
     finished = threading.Semaphore(0)
-    host = GreenletHost("test-host", finished.release)
+    host = LoopTraces(finished.release)
     host.finished = finished  # type: ignore[attr-defined]
     host.start()
-    yield host
-    host.stop()
+    return host
 
 
-def run_traces(host: GreenletHost, traces: list[Callable[[], None]]) -> None:
+def loop_thread_name() -> str:
+    return str(bridge.portal().call(lambda: threading.current_thread().name))
+
+
+def run_traces(host: LoopTraces, traces: list[Callable[[], None]]) -> None:
     for trace in traces:
         host.spawn(trace)
     for _ in traces:
         assert host.finished.acquire(timeout=30)  # type: ignore[attr-defined]
 
 
-class TestGreenletHost:
+class TestLoopTraces:
     def test_traces_on_one_thread_wait_for_their_coroutines_at_the_same_time(
-        self, host: GreenletHost
+        self, host: LoopTraces
     ) -> None:
         callers, arrived, seen = 20, [], []
 
@@ -60,10 +63,11 @@ class TestGreenletHost:
 
         run_traces(host, [lambda n=n: trace(f"t{n}") for n in range(callers)])
 
-        assert sorted(seen) == sorted((f"t{n}", f"t{n}", f"t{n}", "test-host") for n in range(20))
+        on_loop = loop_thread_name()
+        assert sorted(seen) == sorted((f"t{n}", f"t{n}", f"t{n}", on_loop) for n in range(20))
 
     def test_cancel_all_ends_suspended_traces_with_cancelled_at_shutdown(
-        self, host: GreenletHost
+        self, host: LoopTraces
     ) -> None:
         ended: list[str] = []
         started = threading.Semaphore(0)
@@ -88,7 +92,7 @@ class TestGreenletHost:
         assert ended == ["cancelled at shutdown"] * 3
 
     def test_errors_and_timeouts_of_the_coroutine_raise_in_the_trace(
-        self, host: GreenletHost
+        self, host: LoopTraces
     ) -> None:
         outcomes: list[Any] = []
 
@@ -107,8 +111,8 @@ class TestGreenletHost:
         run_traces(host, [lambda: trace(fail, None), lambda: trace(hang, 0.05)])
         assert sorted(outcomes) == ["LookupError", "TaskTimeoutError"]
 
-    def test_a_trace_that_raises_leaves_the_host_serving_the_others(
-        self, host: GreenletHost
+    def test_a_trace_that_raises_leaves_the_loop_serving_the_others(
+        self, host: LoopTraces
     ) -> None:
         ran: list[str] = []
 
