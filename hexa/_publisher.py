@@ -41,9 +41,11 @@ from celery.utils.quorum_queues import detect_quorum_queues
 from celery.utils.saferepr import saferepr
 from celery.utils.time import maybe_make_aware
 from kombu import Queue
+from kombu import serialization as kombu_serialization
 from kombu.common import Broadcast
 from kombu.exceptions import KombuError
 from kombu.serialization import dumps
+from kombu.utils import json as kombu_json
 from kombu.utils.url import maybe_sanitize_url
 from kombu.utils.uuid import uuid
 
@@ -225,7 +227,6 @@ class Publisher:
                 self._templates[key] = template
         if template is None:
             return None
-        _, _, payload = dumps((list(args), dict(kwargs), _EMBED), serializer="json")
         return template.message(
             task_id,
             (request and (request.root_id or request.id)) or task_id,
@@ -234,7 +235,7 @@ class Publisher:
             self._repr(kwargs, self._repr_sizes[1]),
             self.origin(),
             self.app.thread_oid,
-            payload.encode() if isinstance(payload, str) else payload,
+            _json_body((list(args), dict(kwargs), _EMBED)),
         )
 
     def _template(
@@ -451,6 +452,20 @@ class Publisher:
         else:
             seconds = float(expires)
         return max(seconds, 0.0)
+
+
+_KOMBU_JSON = kombu_json.JSONEncoder()  # json.dumps(cls=...) makes one per call
+
+
+def _json_body(body: Any) -> bytes:
+    """The body as kombu's "json" serializer writes it (one encoder kept for every call,
+    unless another "json" serializer was registered)."""
+    registry = getattr(kombu_serialization, "registry", None)
+    codec = getattr(registry, "_encoders", {}).get("json")
+    if codec is not None and codec[2] is kombu_json.dumps:
+        return _KOMBU_JSON.encode(body).encode()
+    payload = dumps(body, serializer="json")[2]
+    return payload.encode() if isinstance(payload, str) else payload
 
 
 def _inherits_priority(request: Any, inherit: bool) -> bool:
