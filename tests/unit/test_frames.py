@@ -20,7 +20,10 @@ TASK_ID = "0b6c8a0e-6d0f-4a39-9a55-5f1d1bb2b7d1"
 
 
 @pytest.fixture
-def publisher() -> Any:
+def publisher(monkeypatch: pytest.MonkeyPatch) -> Any:
+    # Receivers left connected by other tests (tracing) would send every call through Celery.
+    monkeypatch.setattr(signals.before_task_publish, "receivers", [])
+    monkeypatch.setattr(signals.after_task_publish, "receivers", [])
     app = Celery("frames-unit", broker="amqp://guest@127.0.0.1:5672//", backend="disabled://")
     app.conf.update(
         task_serializer="json",
