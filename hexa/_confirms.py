@@ -4,9 +4,12 @@ kombu waits for each confirm inside `publish()`, holding the connection: one rou
 message, and concurrent callers queue behind each other's round trips. Here a process keeps
 one connection for task messages, its channel in confirm mode. A caller writes its message
 (a lock held only for the write), gets the delivery tag, and waits for that tag's confirm.
-Whoever waits reads the connection for everyone (one reader at a time; the others sleep on a
-condition), and RabbitMQ's `multiple` acks confirm many tags in one frame, so callers in
-several threads, or one caller sending a batch, share the broker's disk writes.
+Whoever waits reads the connection for everyone (one reader at a time), and RabbitMQ's
+`multiple` acks confirm many tags in one frame, so callers in several threads, or one caller
+sending a batch, share the broker's disk writes. The others sleep each on a lock of its own:
+the reader wakes only the callers whose tags it settled, and, when its own are settled, one
+caller still waiting to read next (a shared condition woke all 15 others of 16 threads for
+every ack frame).
 
 A connection error, a channel closed by the broker, or a nack fails the tags still waiting
 on that connection; the connection is dropped and the next publish opens a new one. The
@@ -26,6 +29,8 @@ from amqp import spec
 from amqp.exceptions import MessageNacked
 from kombu import Connection, Queue
 
+from hexa._frames import Framed, frames
+
 #: Longest single read while waiting, so a waiter notices its own deadline.
 _READ_SLICE = 0.2
 
@@ -41,19 +46,29 @@ class Ticket:
         self.error: BaseException | None = None
 
 
-class _Waiting:
-    """The tickets one caller waits for; checking them is cheap (answers come in order)."""
+class _Waiter:
+    """One caller waiting: its tickets (None: it waits to read, to connect or declare), and
+    a lock it sleeps on, held from the start and released by whoever wakes it."""
 
-    __slots__ = ("next", "tickets")
+    __slots__ = ("listed", "lock", "next", "tickets")
 
-    def __init__(self, tickets: list[Ticket]) -> None:
-        self.tickets, self.next = tickets, 0
+    def __init__(self, tickets: list[Ticket] | None) -> None:
+        self.tickets, self.next, self.listed = tickets, 0, False
+        self.lock = threading.Lock()
+        self.lock.acquire()
 
     def settled(self) -> bool:
+        """Whether every ticket has its answer (cheap: answers come in order)."""
         tickets = self.tickets
+        if tickets is None:
+            return False
         while self.next < len(tickets) and tickets[self.next].done:
             self.next += 1
         return self.next == len(tickets)
+
+    def sleep(self, timeout: float) -> None:
+        """Until woken or `timeout`; the lock is held again either way."""
+        self.lock.acquire(timeout=max(0.001, timeout))
 
 
 class ConfirmTimeout(TimeoutError):
@@ -66,9 +81,10 @@ class ConfirmChannel:
 
     def __init__(self, connect: Any) -> None:
         self._connect = connect  # () -> kombu Connection (not yet connected)
-        self._write = threading.Lock()
-        self._cond = threading.Condition()
+        self._write = threading.Lock()  # the socket's writes and the tag numbering
+        self._mutex = threading.Lock()  # tickets' answers, the reader's role, the sleepers
         self._reading = False
+        self._sleepers: list[_Waiter] = []
         self._conn: Connection | None = None
         self._channel: Any = None
         self._pending: dict[int, Ticket] = {}
@@ -81,13 +97,12 @@ class ConfirmChannel:
     def publish(self, message: Any, exchange: str, routing_key: str, queue: Queue | None) -> Ticket:
         """Write one message now (connecting and declaring `queue` first when needed)."""
         if self._channel is None or self._needs(queue):
-            self._as_reader(lambda: self._prepare(queue))
+            self._exclusive(lambda: self._prepare(queue))
         with self._write:
             channel = self._channel
             if channel is None:  # dropped meanwhile by a failed read
                 raise ConnectionError("the publishing connection was lost; sending again")
-            self._next += 1
-            ticket = self._pending[self._next] = Ticket(self._next)
+            ticket = self._ticket()
             try:
                 # Not `basic_publish`: py-amqp's reads the socket first (timeout 0) to catch a
                 # connection.blocked frame, which would race the waiter reading for acks.
@@ -97,6 +112,32 @@ class ConfirmChannel:
             except BaseException as error:
                 self._fail_all(error)
                 raise
+        return ticket
+
+    def publish_frames(self, sent: Framed) -> Ticket:
+        """`publish`, for a message already encoded (`hexa._frames`): one socket write."""
+        if self._channel is None or self._needs(sent.declare):
+            self._exclusive(lambda: self._prepare(sent.declare))
+        with self._write:
+            channel = self._channel
+            conn = channel and channel.connection
+            if conn is None:  # dropped meanwhile by a failed read
+                raise ConnectionError("the publishing connection was lost; sending again")
+            data = frames(channel.channel_id, conn.frame_max, sent.method, sent.header, sent.body)
+            ticket = self._ticket()
+            try:
+                conn.transport.write(data)
+                conn.bytes_sent += 1  # what py-amqp counts for heartbeats
+            except BaseException as error:
+                self._fail_all(error)
+                raise
+        return ticket
+
+    def _ticket(self) -> Ticket:
+        """The next delivery tag, pending before its message is written (its ack may come
+        before the write returns)."""
+        self._next += 1
+        ticket = self._pending[self._next] = Ticket(self._next)
         return ticket
 
     def _needs(self, queue: Queue | None) -> bool:
@@ -121,6 +162,7 @@ class ConfirmChannel:
         channel.events["basic_nack"].add(self._on_nack)
         self._conn, self._channel = conn, channel
         self._pending, self._declared, self._next = {}, set(), 0
+        _read_ahead(conn)
 
     # -- confirms ------------------------------------------------------------------------
 
@@ -131,8 +173,9 @@ class ConfirmChannel:
         self._settle(tag, multiple, MessageNacked("the broker refused the message (nack)"))
 
     def _settle(self, tag: int, multiple: bool, error: BaseException | None) -> None:
-        """Tags are pending in the order they were written: `multiple` settles a prefix."""
-        with self._cond:
+        """Tags are pending in the order they were written: `multiple` settles a prefix.
+        Wakes the sleepers whose tickets are now all answered, and only those."""
+        with self._mutex:
             pending = self._pending
             while multiple and pending and next(iter(pending)) < tag:
                 earlier = pending.pop(next(iter(pending)))
@@ -140,7 +183,8 @@ class ConfirmChannel:
             ticket: Ticket | None = pending.pop(tag, None)
             if ticket is not None:
                 ticket.done, ticket.error = True, error
-            self._cond.notify_all()
+            if self._sleepers:
+                self._sleepers = [w for w in self._sleepers if not _woken(w, w.settled())]
 
     def wait(self, tickets: Iterable[Ticket], timeout: float) -> None:
         """Until every ticket is confirmed; raises the first failure, or `ConfirmTimeout`."""
@@ -155,59 +199,92 @@ class ConfirmChannel:
     def settle(self, tickets: list[Ticket], timeout: float) -> None:
         """Until every ticket has the broker's answer, or `timeout`; never raises."""
         deadline = time.monotonic() + timeout
-        waiting = _Waiting(tickets)
-        while not waiting.settled() and time.monotonic() < deadline:
-            self._as_reader(lambda: self._read(waiting, deadline), until=waiting, deadline=deadline)
-
-    def _read(self, waiting: _Waiting, deadline: float) -> None:
-        conn = self._conn
-        if conn is None or waiting.settled():
-            return
+        waiter = _Waiter(tickets)
         try:
-            conn.drain_events(timeout=max(0.01, min(_READ_SLICE, deadline - time.monotonic())))
-        except TimeoutError:
-            return
-        except BaseException as error:  # an interrupted read leaves half a frame: drop it
-            self._fail_all(error)
-            if not isinstance(error, Exception):
-                raise
-
-    def _as_reader(
-        self,
-        work: Any,
-        until: _Waiting | None = None,
-        deadline: float = 0.0,
-    ) -> None:
-        """Run `work` as the connection's only reader; while another reads, wait for it.
-
-        With `until`, returns early (without reading) once those tickets are settled.
-        """
-        with self._cond:
-            while self._reading:
-                if until is not None and until.settled():
+            while not waiter.settled():
+                left = deadline - time.monotonic()
+                if left <= 0:
                     return
-                self._cond.wait(
-                    timeout=max(0.001, min(_READ_SLICE, deadline - time.monotonic()))
-                    if until is not None
-                    else _READ_SLICE
-                )
-                if until is not None and time.monotonic() >= deadline:
+                if self._lead(waiter):
+                    try:
+                        self._read(waiter, deadline)
+                    finally:
+                        self._hand_over()
+                else:
+                    waiter.sleep(min(_READ_SLICE, left))
+        finally:
+            self._unlist(waiter)
+
+    def _lead(self, waiter: _Waiter) -> bool:
+        """True: `waiter` is now the reader. False: another reads; `waiter` is listed to be
+        woken (or is settled already)."""
+        with self._mutex:
+            if waiter.settled():
+                return False
+            if not self._reading:
+                self._reading = True
+                return True
+            if not waiter.listed:
+                waiter.listed = True
+                self._sleepers.append(waiter)
+            return False
+
+    def _hand_over(self) -> None:
+        """The reader is done: the first sleeper still waiting becomes the next reader."""
+        with self._mutex:
+            self._reading = False
+            for index, waiter in enumerate(self._sleepers):
+                if not waiter.settled():
+                    del self._sleepers[index]
+                    _woken(waiter, True)
                     return
-            self._reading = True
+
+    def _unlist(self, waiter: _Waiter) -> None:
+        if waiter.listed:
+            with self._mutex:
+                if waiter.listed:
+                    waiter.listed = False
+                    self._sleepers.remove(waiter)
+
+    def _read(self, waiter: _Waiter, deadline: float) -> None:
+        """Read the connection (settling everyone's tickets) until ours are, or `deadline`."""
+        while not waiter.settled():
+            left = deadline - time.monotonic()
+            conn = self._conn
+            if conn is None or left <= 0:
+                return
+            try:
+                conn.drain_events(timeout=max(0.01, min(_READ_SLICE, left)))
+            except TimeoutError:
+                continue
+            except BaseException as error:  # an interrupted read leaves half a frame: drop it
+                self._fail_all(error)
+                if not isinstance(error, Exception):
+                    raise
+                return
+
+    def _exclusive(self, work: Any) -> None:
+        """Run `work` as the connection's only reader (connecting, declaring)."""
+        waiter = _Waiter(None)
+        try:
+            while not self._lead(waiter):
+                waiter.sleep(_READ_SLICE)
+        finally:
+            self._unlist(waiter)
         try:
             work()
         finally:
-            with self._cond:
-                self._reading = False
-                self._cond.notify_all()
+            self._hand_over()
 
     def _fail_all(self, error: BaseException) -> None:
         """The connection is unusable: every waiting tag fails, the next publish reconnects."""
-        with self._cond:
+        with self._mutex:
             for ticket in self._pending.values():
                 ticket.done, ticket.error = True, error
             self._pending = {}
-            self._cond.notify_all()
+            for waiter in self._sleepers:
+                _woken(waiter, True)
+            self._sleepers = []
         self._drop(graceful=False)
 
     def _drop(self, graceful: bool) -> None:
@@ -224,6 +301,27 @@ class ConfirmChannel:
             return
         with self._write:
             self._drop(graceful=True)
+
+
+def _read_ahead(conn: Any) -> None:
+    """py-amqp reads a frame in three `recv` calls (header, payload, end byte), each behind
+    a `poll` while a read timeout is set: six system calls per ack. Asking for up to 64 KiB
+    at once, the surplus stays in py-amqp's own read buffer (its `_read` keeps it), so a
+    burst of acks costs one `recv`. Only on this connection, which only reads acks."""
+    transport: Any = getattr(getattr(conn, "connection", None), "transport", None)
+    sock = getattr(transport, "sock", None)
+    if type(transport).__name__ != "TCPTransport" or sock is None:
+        return
+    recv = sock.recv
+    transport._quick_recv = lambda size: recv(max(size, 65536))
+
+
+def _woken(waiter: _Waiter, wake: bool) -> bool:
+    """Wake `waiter` when `wake` (it is no longer listed); returns `wake`."""
+    if wake:
+        waiter.listed = False
+        waiter.lock.release()
+    return wake
 
 
 def failed(error: BaseException) -> Ticket:

@@ -31,7 +31,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from amqp.exceptions import AMQPError, MessageNacked
-from celery import Celery
+from celery import Celery, signals
 from celery.app.routes import MapRoute
 from celery.backends.base import BaseBackend
 from celery.backends.redis import RedisBackend
@@ -40,7 +40,11 @@ from celery.utils.nodenames import anon_nodename
 from celery.utils.saferepr import saferepr
 from celery.utils.time import maybe_make_aware
 from kombu import Queue
+from kombu import serialization as kombu_serialization
+from kombu.common import Broadcast
 from kombu.exceptions import KombuError
+from kombu.serialization import dumps
+from kombu.utils import json as kombu_json
 from kombu.utils.url import maybe_sanitize_url
 from kombu.utils.uuid import uuid
 
@@ -50,13 +54,14 @@ from hexa._batch import current_batch
 from hexa._confirms import ConfirmChannel, Ticket, failed
 from hexa._delays import check_delay
 from hexa._exceptions import PublishError
+from hexa._frames import Framed, Template
 from hexa._observe import observed
 from hexa._options import SendOptions
 from hexa._outbox import active_outbox
 from hexa._queues import queue_mismatch
 from hexa._result import TaskResult
 from hexa._settings import DEFAULT_PUBLISH_TIMEOUT
-from hexa._wire import Outgoing, Wire, after_publish, writable
+from hexa._wire import Outgoing, Wire, after_publish, destination, writable
 
 T = TypeVar("T")
 
@@ -67,6 +72,10 @@ CONFIRM_TIMEOUT = 5.0
 _PAUSE = 0.5  # between attempts while the broker is away
 #: kombu's own retry is off: a failed attempt drops its connection, the next one reconnects.
 _NO_KOMBU_RETRY = {"max_retries": 0}
+#: The third part of every message body `send()` makes: no callbacks, chain or chord.
+_EMBED = {"callbacks": None, "errbacks": None, "chain": None, "chord": None}
+#: What a route may hold for the message to be made from a `Template`.
+_TEMPLATE_ROUTE_KEYS = frozenset({"queue", "exchange", "routing_key"})
 
 
 def stores_result(signature: inspect.Signature) -> bool:
@@ -123,6 +132,15 @@ class Publisher:
         self._confirms: tuple[int, ConfirmChannel] | None = None
         self._wire = Wire.of(app)
         self._repr_sizes = (app.amqp.argsrepr_maxsize, app.amqp.kwargsrepr_maxsize)
+        #: Messages from templates: the pipelined path, JSON, Celery's protocol 2, and
+        #: routes that never look at the arguments.
+        self._templated = (
+            self._pipelined
+            and conf.task_serializer == "json"
+            and conf.task_protocol == 2
+            and not self._dynamic_routes
+        )
+        self._templates: dict[tuple[str, str | None, bool], Template | None] = {}
 
     def route(
         self, name: str, queue: str | None, args: Sequence[Any], kwargs: Mapping[str, Any]
@@ -159,13 +177,89 @@ class Publisher:
             return self._send_task(name, args, kwargs, options, default_queue, store_result)
         task_id = uuid()
         parent = self.app.current_worker_task  # a task publishing from inside a worker
-        route = self._delivery(name, args, kwargs, options, default_queue, parent)
-        message = self._message(task_id, name, args, kwargs, options, parent, store_result)
-        self._send_confirmed(name, task_id, message, route, store_result)
+        framed = self._framed(task_id, name, args, kwargs, options, default_queue, parent,
+                              store_result)  # fmt: skip
+        if framed is not None:
+            self._send_pipelined(framed)
+        else:
+            route = self._delivery(name, args, kwargs, options, default_queue, parent)
+            message = self._message(task_id, name, args, kwargs, options, parent, store_result)
+            self._send_confirmed(name, task_id, message, route, store_result)
         result: TaskResult[Any] = TaskResult(task_id, self.app, task_name=name, stored=store_result)
         if parent is not None:
             parent.add_trail(result.celery_result)
         return result
+
+    # -- messages from templates (the common case) -------------------------------------
+
+    def _framed(
+        self,
+        task_id: str,
+        name: str,
+        args: Sequence[Any],
+        kwargs: Mapping[str, Any],
+        options: SendOptions,
+        default_queue: str | None,
+        parent: Any,
+        store_result: bool,
+    ) -> Framed | None:
+        """The message encoded from its task's template; None when something about this call
+        needs Celery's message building: a delay, expiry or priority, publish signals with
+        receivers (tracing is one), an inherited priority."""
+        if not self._templated or (
+            options.countdown is not None
+            or options.eta is not None
+            or options.expires is not None
+            or options.priority is not None
+            or signals.before_task_publish.receivers
+            or signals.after_task_publish.receivers
+        ):
+            return None
+        request = getattr(parent, "request", None)
+        if request is not None and _inherits_priority(request, self._inherit_priority):
+            return None
+        queue = options.queue or default_queue
+        key = (name, queue, store_result)
+        if key in self._templates:
+            template = self._templates[key]
+        else:
+            template = self._template(name, queue, store_result, args, kwargs)
+            with self._lock:
+                self._templates[key] = template
+        if template is None:
+            return None
+        return template.message(
+            task_id,
+            (request and (request.root_id or request.id)) or task_id,
+            request and request.id,
+            self._repr(args, self._repr_sizes[0]),
+            self._repr(kwargs, self._repr_sizes[1]),
+            self.origin(),
+            self.app.thread_oid,
+            _json_body((list(args), dict(kwargs), _EMBED)),
+        )
+
+    def _template(
+        self,
+        name: str,
+        queue_name: str | None,
+        store_result: bool,
+        args: Sequence[Any],
+        kwargs: Mapping[str, Any],
+    ) -> Template | None:
+        """What every message of `name` to this queue shares, or None when its route needs
+        Celery's path (an exchange of another type, options only Celery knows)."""
+        route = self.route(name, queue_name, args, kwargs)
+        queue = route.get("queue")
+        if not route.keys() <= _TEMPLATE_ROUTE_KEYS or not isinstance(queue, Queue | None):
+            return None
+        queue = queue or self.app.amqp.default_queue
+        mode = self._wire.mode_of(queue)
+        if mode not in (1, 2):
+            return None
+        exchange, routing_key = destination(self.app, queue, route)
+        declare = None if isinstance(queue, Broadcast) else queue
+        return Template.make(name, exchange, routing_key, declare, mode, not store_result)
 
     def _delivery(
         self,
@@ -253,7 +347,7 @@ class Publisher:
         conn.connect()
         return conn
 
-    def _send_pipelined(self, sent: Outgoing) -> None:
+    def _send_pipelined(self, sent: Outgoing | Framed) -> None:
         """Write it and wait for its confirm; inside `hexa.batch()`, only write it."""
         batch = current_batch()
         if batch is not None:
@@ -262,22 +356,20 @@ class Publisher:
             until_confirmed(
                 self.app, sent.name, lambda confirm: self._write_and_wait(sent, confirm)
             )
-        after_publish(sent)
+        if isinstance(sent, Outgoing):  # a templated message: no receivers (checked)
+            after_publish(sent)
 
-    def _write(self, sent: Outgoing) -> Ticket:
+    def _write(self, sent: Outgoing | Framed) -> Ticket:
         try:
-            return self.confirm_channel().publish(
-                sent.message, sent.exchange, sent.routing_key, sent.declare
-            )
+            return _publish_on(self.confirm_channel(), sent)
         except BROKER_ERRORS as error:  # sent again when the batch is confirmed
             return failed(error)
 
-    def _write_and_wait(self, sent: Outgoing, confirm: float) -> None:
+    def _write_and_wait(self, sent: Outgoing | Framed, confirm: float) -> None:
         channel = self.confirm_channel()
-        ticket = channel.publish(sent.message, sent.exchange, sent.routing_key, sent.declare)
-        channel.wait([ticket], confirm)
+        channel.wait([_publish_on(channel, sent)], confirm)
 
-    def confirm_batch(self, sent: list[tuple[Outgoing, Ticket]]) -> None:
+    def confirm_batch(self, sent: list[tuple[Outgoing | Framed, Ticket]]) -> None:
         """Every message of a batch confirmed, sending again what failed, until the deadline."""
         timeout = _publish_timeout(self.app)
         deadline = time.monotonic() + timeout
@@ -368,6 +460,31 @@ class Publisher:
         else:
             seconds = float(expires)
         return max(seconds, 0.0)
+
+
+_KOMBU_JSON = kombu_json.JSONEncoder()  # json.dumps(cls=...) makes one per call
+
+
+def _json_body(body: Any) -> bytes:
+    """The body as kombu's "json" serializer writes it (one encoder kept for every call,
+    unless another "json" serializer was registered)."""
+    registry = getattr(kombu_serialization, "registry", None)
+    codec = getattr(registry, "_encoders", {}).get("json")
+    if codec is not None and codec[2] is kombu_json.dumps:
+        return _KOMBU_JSON.encode(body).encode()
+    payload = dumps(body, serializer="json")[2]
+    return payload.encode() if isinstance(payload, str) else payload
+
+
+def _inherits_priority(request: Any, inherit: bool) -> bool:
+    """Whether a message sent from this task takes its priority (Celery's setting)."""
+    return inherit and (request.delivery_info or {}).get("priority") is not None
+
+
+def _publish_on(channel: ConfirmChannel, sent: Outgoing | Framed) -> Ticket:
+    if isinstance(sent, Framed):
+        return channel.publish_frames(sent)
+    return channel.publish(sent.message, sent.exchange, sent.routing_key, sent.declare)
 
 
 def _declared(producer: Any, queue: Queue) -> bool:
@@ -466,7 +583,7 @@ def _publish_error(app: Celery, name: str, timeout: float, error: BaseException)
 
 
 def _batch_error(
-    app: Celery, unconfirmed: list[tuple[Outgoing, Ticket]], timeout: float
+    app: Celery, unconfirmed: list[tuple[Outgoing | Framed, Ticket]], timeout: float
 ) -> PublishError:
     broker = maybe_sanitize_url(app.conf.broker_url or "")
     errors = {f"{type(t.error).__name__}: {t.error}" for _, t in unconfirmed if t.error}

@@ -10,7 +10,7 @@ from typing import Any, Generic, Never, ParamSpec, Self, TypeVar
 import anyio.to_thread
 import attrs
 
-from hexa._arguments import bind_arguments, check_json
+from hexa._arguments import check_call, check_json
 from hexa._bridge import bridge
 from hexa._options import SendOptions, refuse_unknown_options
 from hexa._publisher import publish, stores_result
@@ -49,7 +49,7 @@ class BaseTask(Generic[P, R]):
 
     def send(self, *args: P.args, **kwargs: P.kwargs) -> TaskResult[R]:
         """Check the arguments against the signature, then publish. Returns at once."""
-        bind_arguments(self.name, self.spec.signature, args, kwargs)
+        check_call(self.name, self.spec.signature, args, kwargs)
         check_json(self.name, args, kwargs, self.spec.signature)
         stored = stores_result(self.spec.signature)  # `-> None`: nothing to store or wait for
         return publish(self.name, args, kwargs, self._options, self.spec.queue, store_result=stored)

@@ -65,7 +65,7 @@ class Wire:
         """Celery's task message (`create_task_message`) as an AMQP message, signals fired."""
         headers, properties, body, _ = task_message
         queue = route.get("queue") or self.app.amqp.default_queue
-        exchange, routing_key = _destination(self.app, queue, route)
+        exchange, routing_key = destination(self.app, queue, route)
         for option in ("priority", "expiration"):
             if route.get(option) is not None:
                 properties[option] = route[option]
@@ -79,13 +79,17 @@ class Wire:
         message = self._amqp_message(queue, body, headers, properties)
         return Outgoing(name, headers["id"], message, exchange, routing_key, declare, body, headers)
 
+    def mode_of(self, queue: Queue) -> Any:
+        """The AMQP delivery mode (2: persistent) of messages sent to `queue`."""
+        mode = getattr(queue.exchange, "delivery_mode", None) or self.delivery_mode
+        return _DELIVERY_MODES.get(mode, mode)
+
     def _amqp_message(
         self, queue: Queue, body: Any, headers: dict[str, Any], properties: dict[str, Any]
     ) -> amqp.Message:
         content_type, encoding, payload = dumps(body, serializer=self.serializer)
-        mode = getattr(queue.exchange, "delivery_mode", None) or self.delivery_mode
         extra = {k: v for k, v in properties.items() if k not in ("priority", "expiration")}
-        extra["delivery_mode"] = _DELIVERY_MODES.get(mode, mode)
+        extra["delivery_mode"] = self.mode_of(queue)
         if properties.get("expiration") is not None:  # seconds, as kombu's producer takes them
             extra["expiration"] = str(int(float(properties["expiration"]) * 1000))
         return amqp.Message(
@@ -98,7 +102,7 @@ class Wire:
         )
 
 
-def _destination(app: Celery, queue: Queue, route: Mapping[str, Any]) -> tuple[str, str]:
+def destination(app: Celery, queue: Queue, route: Mapping[str, Any]) -> tuple[str, str]:
     """Exchange and routing key as Celery picks them (the default exchange for direct)."""
     exchange, routing_key = route.get("exchange"), route.get("routing_key")
     exchange_type = getattr(queue.exchange, "type", None) or "direct"
