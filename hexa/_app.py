@@ -34,6 +34,10 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         # Nothing the worker cannot run is dropped: it goes to `<default queue>.dead`.
         "worker_consumer": "hexa._dead_consumer:DeadLetterConsumer",
         "broker_connection_retry_on_startup": True,
+        # Heartbeats every HEXA_HEARTBEAT seconds (RabbitMQ's 60 s otherwise): a worker cut
+        # off from the broker notices within two of them and reconnects, and the broker
+        # redelivers its unacknowledged messages to the others as fast.
+        "broker_heartbeat": settings.heartbeat,
         "broker_transport_options": settings.broker_transport_options,
         "broker_transport": settings.broker_transport,  # embedded: private message files
         "task_default_queue": settings.default_queue,

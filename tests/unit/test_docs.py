@@ -16,6 +16,7 @@ from hexa._options import SEND_TASK_OPTIONS
 from hexa._settings import (
     BACKEND_ENV,
     BROKER_ENV,
+    HEARTBEAT_ENV,
     HOME_DIR,
     MAX_MESSAGE_SIZE_ENV,
     PUBLISH_TIMEOUT_ENV,
@@ -60,7 +61,7 @@ class TestConfigurationReference:
     def test_every_environment_variable_is_documented(self) -> None:
         page = text("configuration.md")
         names = (BROKER_ENV, BACKEND_ENV, QUEUE_ENV, FORMAT_ENV, PUBLISH_TIMEOUT_ENV)
-        names += (METRICS_PORT_ENV, CLIENT_METRICS_ENV, MAX_MESSAGE_SIZE_ENV)
+        names += (METRICS_PORT_ENV, CLIENT_METRICS_ENV, MAX_MESSAGE_SIZE_ENV, HEARTBEAT_ENV)
         for name in (*names, ".env", HOME_DIR):
             assert f"`{name}" in page, name
 
