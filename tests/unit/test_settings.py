@@ -115,7 +115,6 @@ class TestFindHome:
         assert (settings.broker_url, settings.result_backend) == ("amqp://root//", "redis://here/1")
 
 
-
 class TestBrokerLists:
     """`RABBITMQ_URL` may name a cluster's nodes: commas, or kombu's `;` failover form."""
 
@@ -149,11 +148,10 @@ class TestBrokerLists:
         message = str(raised.value)
         assert named in message
         assert "separated by commas" in message
-        assert "pw@" not in message and "topsecret" not in message
+        assert "pw@" not in message
+        assert "topsecret" not in message
 
-    def test_secrets_hold_the_password_of_every_url_in_a_comma_list(
-        self, tmp_path: Path
-    ) -> None:
+    def test_secrets_hold_the_password_of_every_url_in_a_comma_list(self, tmp_path: Path) -> None:
         text = "amqp://a:first-pw@h1//,amqp://b:second-pw@h2//,amqp://c:third-pw@h3//"
         settings = Settings.from_env(environ={"RABBITMQ_URL": text}, cwd=tmp_path)
         assert set(settings.secrets()) >= {"first-pw", "second-pw", "third-pw"}
