@@ -1,0 +1,272 @@
+"""The cluster suite: a 3-node RabbitMQ cluster and worker hosts in network namespaces.
+
+One cluster, one network and one Redis are built for the module and reused by every scenario
+(each on queues of its own); everything is removed at the end. Each scenario adds a row to
+the table `make chaos` prints: sent, completed, lost, duplicated, recovery time.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pytest
+from amqp.exceptions import ResourceLocked
+from kombu import Connection
+
+import hexa
+from hexa._app import HexaCelery, build_app
+from hexa._options import SendOptions
+from hexa._publisher import publish
+from tests.chaos.cluster import Network, RabbitCluster, wait_until
+from tests.chaos.conftest import CHAOS_PROJECT, Records
+from tests.chaos.services import OwnRedis
+from tests.support.services import unique
+from tests.support.worker import WorkerProcess
+
+pytestmark = pytest.mark.chaos
+
+#: Short heartbeats, so a cut-off worker (and the broker) notice within seconds.
+HEARTBEAT = 4
+#: Celery's warning when the worker's connection dies (a missed heartbeat, a reset).
+CONNECTION_LOST = "Connection to broker lost"
+
+
+@attrs.define
+class Site:
+    """The suite's own machines: network, RabbitMQ cluster, Redis."""
+
+    net: Network
+    rabbit: RabbitCluster
+    redis: OwnRedis
+
+    def host_env(self, host: str, queue: str, **extra: str) -> dict[str, str]:
+        """A worker host's environment: every node, starting with a different one per host."""
+        service = self.net.service_address
+        return {
+            "RABBITMQ_URL": self.rabbit.url(service, first=self.net.hosts.index(host)),
+            "REDIS_URL": self.redis.url(0, service),
+            "CHAOS_RECORD_URL": self.redis.url(1, service),
+            "CHAOS_HOST": host,
+            "HEXA_DEFAULT_QUEUE": queue,
+            "HEXA_HEARTBEAT": str(HEARTBEAT),
+            **extra,
+        }
+
+    def client_env(self, queue: str, **extra: str) -> dict[str, str]:
+        return {
+            "RABBITMQ_URL": self.rabbit.url("127.0.0.1"),
+            "REDIS_URL": self.redis.url(0),
+            "HEXA_DEFAULT_QUEUE": queue,
+            "HEXA_HEARTBEAT": str(HEARTBEAT),
+            **extra,
+        }
+
+    def records(self) -> Records:
+        return Records(self.redis.url(1))
+
+
+@pytest.fixture(scope="module")
+def site() -> Iterator[Site]:
+    net = Network(hosts=3).create()
+    try:
+        redis = OwnRedis(f"chaos-{uuid.uuid4().hex[:12]}", also_on=net.service_address)
+        redis.start()
+        try:
+            # A 30 s consumer timeout: a worker that held a delayed message would lose its
+            # channel within the suite (the countdown scenario shows none does).
+            rabbit = RabbitCluster(net.service_address, conf="consumer_timeout = 30000\n")
+            rabbit.start()
+            try:
+                yield Site(net, rabbit, redis)
+            finally:
+                rabbit.stop()
+        finally:
+            redis.stop()
+    finally:
+        net.close()
+
+
+HostWorker = Callable[..., WorkerProcess]
+
+
+@pytest.fixture
+def host_worker(site: Site, project: Callable[..., Path]) -> Iterator[HostWorker]:
+    """Start `hexa worker` on a host of the site; every one is stopped at the end."""
+    started: list[WorkerProcess] = []
+    root = project(CHAOS_PROJECT)
+
+    def start(host: str, env: dict[str, str], args: Sequence[str] = ()) -> WorkerProcess:
+        worker = WorkerProcess(
+            root,
+            env,
+            [*args, f"--hostname={unique('w')}@{host}"],
+            prefix=site.net.run_in(host),
+        )
+        started.append(worker)
+        return worker.wait_ready(timeout=90)
+
+    yield start
+    for worker in started:
+        worker.stop()
+
+
+@pytest.fixture
+def cluster_client(site: Site) -> Iterator[Callable[[str], HexaCelery]]:
+    made: list[HexaCelery] = []
+
+    def make(queue: str, **extra: str) -> HexaCelery:
+        made.append(build_app(hexa.Settings.from_env(environ=site.client_env(queue, **extra))))
+        return made[-1]
+
+    yield make
+    for app in made:
+        app.close()
+
+
+def send_batch(app: HexaCelery, key: str, indices: Sequence[int], seconds: float) -> None:
+    with hexa.batch():
+        for index in indices:
+            publish("chaos.record", [key, index, seconds], {}, SendOptions(), app=app)
+
+
+def host_runs(records: Records) -> dict[str, int]:
+    raw: dict[Any, Any] = records.client.hgetall(f"{records.key}:hosts")
+    return {k.decode(): int(v) for k, v in raw.items()}
+
+
+def lost_at(worker: WorkerProcess, after: int) -> bool:
+    return any(CONNECTION_LOST in line for line in worker.lines[after:])
+
+
+class Stalls:
+    """Samples the number of runs; the longest stretch without one is the recovery time."""
+
+    def __init__(self, records: Records) -> None:
+        self.records = records
+        self.samples: list[tuple[float, int]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            self.samples.append((time.monotonic(), self.records.total()))
+            time.sleep(0.05)
+
+    def longest_after(self, start: float, until_total: int) -> float:
+        self._stop.set()
+        self._thread.join(5)
+        longest, last_change, last_total = 0.0, start, -1
+        for at, total in self.samples:
+            if at < start:
+                last_total = total
+                continue
+            if total != last_total:
+                longest = max(longest, at - last_change)
+                last_change, last_total = at, total
+            if total >= until_total:
+                break
+        return longest
+
+
+def wait_serving(records: Records, worker: WorkerProcess, count: int, what: str) -> float:
+    """Until `count` indices ran; fails at once, with its log, if the worker exited."""
+    at = wait_until(
+        lambda: len(records.runs()) >= count or worker.proc.poll() is not None, 60, what
+    )
+    assert worker.proc.poll() is None, f"the worker exited:\n{worker.output()[-3000:]}"
+    return at
+
+
+class StaleMailbox:
+    """Holds a worker's remote-control queue as its old connection did, from outside.
+
+    A worker cut off notices first (its next heartbeat write times out, `TCP_USER_TIMEOUT`),
+    the broker only after two or three heartbeats, or when the healed link brings it a reset.
+    Whether the worker's new connection comes before the broker dropped the old one is a
+    race of milliseconds after a heal; this holder makes that case certain: it declares the
+    queue as the worker does (the worker's own app says how) and consumes it, from the
+    moment the broker lets go of the old connection until `release()`.
+    """
+
+    def __init__(self, url: str, app: HexaCelery, worker_name: str) -> None:
+        self.conn = Connection(url)
+        self.queue = app.control.mailbox.get_queue(worker_name)
+
+    def hold(self, timeout: float) -> float:
+        """Declare and consume it as soon as the broker lets go of the old one; returns when."""
+        deadline = time.monotonic() + timeout
+        while True:
+            channel = self.conn.channel()
+            try:
+                self.queue.bind(channel).declare()
+                channel.basic_consume(self.queue.name, no_ack=True, callback=lambda _: None)
+                return time.monotonic()
+            except ResourceLocked:  # the old connection still holds it (exclusive queue)
+                channel.close()
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+
+    def release(self) -> None:
+        self.conn.close()
+
+
+class TestPartitionedWorker:
+    def test_a_worker_cut_off_notices_in_seconds_and_survives_the_heal(
+        self, site: Site, host_worker: HostWorker, cluster_client: Callable[..., HexaCelery]
+    ) -> None:
+        """Issue 11 item 4/4b: the link heals while the broker still holds the worker's old
+        connection (and its exclusive `celery.pidbox` queue): that killed the worker with
+        `ResourceLocked`. Now the worker reconnects and serves, and remote control works."""
+        queue, host = unique("cl-heal"), site.net.hosts[2]
+        records = site.records()
+        worker = host_worker(host, site.host_env(host, queue), ["--concurrency=1"])
+        name = worker.events("worker.ready")[0]["hostname"]
+        app = cluster_client(queue)
+        send_batch(app, records.key, range(5), 0.01)
+        records.wait(lambda runs: len(runs) == 5, 30, "5 tasks before the cut")
+        mark = len(worker.lines)
+        site.net.cut(host)
+        cut_at = time.monotonic()
+        noticed = wait_until(lambda: lost_at(worker, mark), 10 * HEARTBEAT, "worker noticed")
+        stale = StaleMailbox(site.rabbit.nodes[0].url("127.0.0.1"), app, name)
+        try:
+            stale.hold(timeout=10 * HEARTBEAT)
+            dropped = wait_until(
+                lambda: site.rabbit.connections_from(site.net.host_address(host)) == 0,
+                10 * HEARTBEAT,
+                "the broker dropped the cut worker's connection",
+                step=0.1,
+            )
+            site.net.heal(host)
+            healed_mark = len(worker.lines)
+            wait_until(
+                lambda: any("Connected to" in line for line in worker.lines[healed_mark:]),
+                60,
+                "the worker reconnected",
+            )
+            send_batch(app, records.key, range(5, 25), 0.01)
+            back = wait_serving(records, worker, 25, "20 tasks after the heal")
+        finally:
+            stale.release()
+        assert not any("ResourceLocked" in line for line in worker.lines), worker.output()
+        replies = app.control.ping([name], timeout=5)  # remote control, once the holder left
+        assert replies, "no reply to a ping after the heal"
+        send_batch(app, records.key, range(25, 30), 0.01)
+        records.wait(lambda runs: len(runs) == 30, 30, "5 more tasks, later")
+        assert worker.proc.poll() is None
+        row = records.row(
+            "cluster: worker cut off, link healed",
+            list(range(30)),
+            back - cut_at,
+            f"worker noticed in {noticed - cut_at:.1f}s, broker in {dropped - cut_at:.1f}s "
+            f"(HEXA_HEARTBEAT={HEARTBEAT}); worker survived",
+        )
+        assert row.lost == 0
