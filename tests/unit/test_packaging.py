@@ -11,7 +11,7 @@ from tests.support.worker import REPO
 
 
 def installs(target: str, *variables: str) -> list[str]:
-    """The `pip install` lines `make TARGET` would run from nothing (a dry run)."""
+    """The lines installing hexa that `make TARGET` would run from nothing (a dry run)."""
     planned = subprocess.run(
         ["make", "--dry-run", "--always-make", target, *variables],
         cwd=REPO,
@@ -20,7 +20,9 @@ def installs(target: str, *variables: str) -> list[str]:
         timeout=60,
         check=True,
     )
-    return [line for line in planned.stdout.splitlines() if " pip install " in line]
+    return [
+        line for line in planned.stdout.splitlines() if " pip install " in line and " -e " in line
+    ]
 
 
 class TestMakeInstalls:
@@ -44,6 +46,22 @@ class TestMakeInstalls:
         extras = "WORKER_EXTRAS=sqlalchemy otel"
         assert installs("worker", extras)[0].endswith("-e '.[sqlalchemy,otel]'")
         assert installs("test", extras)[0].endswith("-e '.[dev,sqlalchemy,otel]'")
+
+    def test_hexa_is_installed_by_uv_which_the_venv_gets_first(self) -> None:
+        lines = [
+            line
+            for line in subprocess.run(
+                ["make", "--dry-run", "--always-make", "worker"],
+                cwd=REPO,
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=True,
+            ).stdout.splitlines()
+            if " install " in line
+        ]
+        assert "pip install --quiet 'uv" in lines[0]
+        assert ".venv/bin/uv pip install" in lines[1]
 
     def test_the_editable_install_is_one_type_checkers_can_follow(self) -> None:
         assert all("editable_mode=strict" in line for line in installs("worker") + installs("test"))
