@@ -21,6 +21,7 @@ from kombu import Connection
 
 import hexa
 from hexa._app import HexaCelery, build_app
+from hexa._dead_letters import DeadLetterStore
 from hexa._options import SendOptions
 from hexa._publisher import publish
 from tests.chaos.cluster import Network, RabbitCluster, wait_until
@@ -58,9 +59,10 @@ class Site:
             **extra,
         }
 
-    def client_env(self, queue: str, **extra: str) -> dict[str, str]:
+    def client_env(self, queue: str, first: int = 0, **extra: str) -> dict[str, str]:
+        """A client on this machine: every node, node `first` tried first."""
         return {
-            "RABBITMQ_URL": self.rabbit.url("127.0.0.1"),
+            "RABBITMQ_URL": self.rabbit.url("127.0.0.1", first=first),
             "REDIS_URL": self.redis.url(0),
             "HEXA_DEFAULT_QUEUE": queue,
             "HEXA_HEARTBEAT": str(HEARTBEAT),
@@ -120,8 +122,9 @@ def host_worker(site: Site, project: Callable[..., Path]) -> Iterator[HostWorker
 def cluster_client(site: Site) -> Iterator[Callable[[str], HexaCelery]]:
     made: list[HexaCelery] = []
 
-    def make(queue: str, **extra: str) -> HexaCelery:
-        made.append(build_app(hexa.Settings.from_env(environ=site.client_env(queue, **extra))))
+    def make(queue: str, first: int = 0, **extra: str) -> HexaCelery:
+        env = site.client_env(queue, first, **extra)
+        made.append(build_app(hexa.Settings.from_env(environ=env)))
         return made[-1]
 
     yield make
@@ -159,7 +162,8 @@ class Stalls:
             self.samples.append((time.monotonic(), self.records.total()))
             time.sleep(0.05)
 
-    def longest_after(self, start: float, until_total: int) -> float:
+    def longest_between(self, start: float, end: float) -> float:
+        """The longest time between `start` and `end` in which no task ran."""
         self._stop.set()
         self._thread.join(5)
         longest, last_change, last_total = 0.0, start, -1
@@ -167,12 +171,12 @@ class Stalls:
             if at < start:
                 last_total = total
                 continue
+            if at > end:
+                break
             if total != last_total:
                 longest = max(longest, at - last_change)
                 last_change, last_total = at, total
-            if total >= until_total:
-                break
-        return longest
+        return max(longest, min(end, self.samples[-1][0]) - last_change)
 
 
 def wait_serving(records: Records, worker: WorkerProcess, count: int, what: str) -> float:
@@ -349,3 +353,161 @@ class TestThroughput:
             assert row.lost == 0
         # On 2 cores the third host adds processes, not CPU: a plateau, never a collapse.
         assert rates[2] > 0.5 * rates[0]
+
+
+#: The delivery work's settings (docs/many-machines.md): quorum queues, a delivery limit.
+QUORUM = {"HEXA_QUEUE_TYPE": "quorum"}
+DELIVERY_LIMIT = 3
+
+
+class TestNodeStop:
+    def test_stopping_the_queue_leader_with_1000_in_flight_loses_none(
+        self, site: Site, host_worker: HostWorker, cluster_client: Callable[..., HexaCelery]
+    ) -> None:
+        """Quorum queues: another node takes the lead; workers and the publisher, whose
+        node it was, move to the other nodes by themselves."""
+        queue = unique("cl-leader")
+        records = site.records()
+        workers = start_hosts(site, host_worker, queue, 3, **QUORUM)
+        assert site.rabbit.queue_type(queue) == "quorum"
+        leader = site.rabbit.leader(queue)
+        app = cluster_client(queue, first=site.rabbit.nodes.index(leader), **QUORUM)
+        sent = list(range(1000))
+        send_batch(app, records.key, sent, 0.01)
+        returned: list[int] = []
+        refused: list[str] = []
+        slowest = [0.0]
+
+        def keep_sending() -> None:  # one by one, through the stop, from the leader's node
+            for index in range(1000, 1300):
+                began = time.monotonic()
+                try:
+                    publish("chaos.record", [records.key, index, 0.01], {}, SendOptions(), app=app)
+                except hexa.PublishError as error:
+                    refused.append(str(error))
+                else:
+                    returned.append(index)
+                slowest[0] = max(slowest[0], time.monotonic() - began)
+                time.sleep(0.01)
+
+        sender = threading.Thread(target=keep_sending)
+        sender.start()
+        records.wait(lambda runs: len(runs) >= 100, 60, "100 tasks before the stop")
+        stalls = Stalls(records)
+        stopped_at = time.monotonic()
+        leader.stop_app()
+        try:
+            sender.join(120)
+            assert not sender.is_alive(), "a send() hung"
+            done = records.wait(
+                lambda runs: set(sent + returned) <= runs.keys(), 180, "every confirmed task"
+            )
+            new_leader = site.rabbit.leader(queue)
+        finally:
+            leader.start_app()
+        stall = stalls.longest_between(stopped_at, done)
+        row = records.row(
+            "cluster: queue leader node stopped",
+            sent + returned,
+            stall,
+            f"1000 queued + {len(returned)} sent through the stop ({len(refused)} raised, "
+            f"slowest send {slowest[0]:.1f}s: moved off the stopped node); new leader "
+            f"{new_leader.node.split('@')[0][-1]}; recovery: longest stall in runs",
+        )
+        assert row.lost == 0
+        assert not refused, refused[:3]
+        assert new_leader is not leader
+        assert all(worker.proc.poll() is None for worker in workers.values())
+
+
+class TestPoisonTask:
+    def test_a_task_that_kills_its_process_is_dead_lettered_after_the_delivery_limit(
+        self, site: Site, host_worker: HostWorker, cluster_client: Callable[..., HexaCelery]
+    ) -> None:
+        queue = unique("cl-poison")
+        records = site.records()
+        limit = {**QUORUM, "HEXA_DELIVERY_LIMIT": str(DELIVERY_LIMIT)}
+        workers = start_hosts(site, host_worker, queue, 2, **limit)
+        app = cluster_client(queue, **limit)
+        sent = list(range(200))
+        started = time.monotonic()
+        with hexa.batch():
+            for index in sent[:100]:
+                publish("chaos.record", [records.key, index, 0.01], {}, SendOptions(), app=app)
+            publish("chaos.poison", [records.key], {}, SendOptions(), app=app)
+            for index in sent[100:]:
+                publish("chaos.record", [records.key, index, 0.01], {}, SendOptions(), app=app)
+        done = records.wait(lambda runs: set(sent) <= runs.keys(), 120, "the 200 good tasks")
+        store = DeadLetterStore(app.hexa_settings)
+        letters = wait_for_letters(store, 1, 60)
+        dead_at = time.monotonic()
+        poisoned = [letter for letter in letters if letter.task == "chaos.poison"]
+        assert len(poisoned) == 1, [letter.reason for letter in letters]
+        assert f"delivered {DELIVERY_LIMIT}" in poisoned[0].reason or (
+            "times without finishing" in poisoned[0].reason
+        ), poisoned[0].reason
+        runs = int(records.client.hget(f"{records.key}:poison", "runs") or 0)
+        assert 1 <= runs <= DELIVERY_LIMIT + 1
+        assert all(worker.proc.poll() is None for worker in workers.values())
+        row = records.row(
+            "cluster: poison task among 200",
+            sent,
+            dead_at - started,
+            f"poison ran {runs}x, then dead-lettered (HEXA_DELIVERY_LIMIT={DELIVERY_LIMIT}); "
+            f"200 good ones done in {done - started:.1f}s",
+        )
+        assert row.lost == 0
+
+
+def wait_for_letters(store: DeadLetterStore, count: int, timeout: float) -> list[Any]:
+    found: list[Any] = []
+
+    def enough() -> bool:
+        found[:] = store.letters()
+        return len(found) >= count
+
+    wait_until(enough, timeout, f"{count} dead letter(s)", step=0.5)
+    return found
+
+
+class TestLongCountdowns:
+    def test_300_countdowns_over_two_minutes_run_on_time_with_a_30s_consumer_timeout(
+        self, site: Site, host_worker: HostWorker, cluster_client: Callable[..., HexaCelery]
+    ) -> None:
+        """The nodes close a channel that holds a message unacknowledged for 30 s: a worker
+        that kept delayed messages itself would lose its channel (and exit)."""
+        timeout = site.rabbit.nodes[0].ctl("eval", "application:get_env(rabbit, consumer_timeout).")
+        assert "30000" in timeout
+        queue = unique("cl-later")
+        records = site.records()
+        workers = start_hosts(site, host_worker, queue, 2, **QUORUM)
+        app = cluster_client(queue, **QUORUM)
+        sent = list(range(300))
+        started = time.time()
+        with hexa.batch():
+            for index in sent:
+                countdown = 5 + index * 115 / 300  # from 5 s to 2 minutes
+                due = started + countdown
+                options = SendOptions(countdown=countdown)
+                publish("chaos.record_due", [records.key, index, due], {}, options, app=app)
+        records.wait(lambda runs: set(sent) <= runs.keys(), 180, "every countdown task")
+        raw: dict[Any, Any] = records.client.hgetall(f"{records.key}:late")
+        late = sorted(int(v) / 1000 for v in raw.values())
+        channel_errors = [
+            line
+            for worker in workers.values()
+            for line in worker.lines
+            if "PRECONDITION_FAILED" in line or "consumer_timeout" in line.lower()
+        ]
+        assert not channel_errors, channel_errors[:3]
+        assert all(worker.proc.poll() is None for worker in workers.values())
+        row = records.row(
+            "cluster: 300 countdowns over 2 min",
+            sent,
+            None,
+            f"consumer_timeout 30 s; late by p50 {late[len(late) // 2]:.1f}s, "
+            f"max {late[-1]:.1f}s; no channel error",
+        )
+        assert row.lost == 0
+        assert late[0] >= -0.5  # none ran early
+        assert late[-1] < 10  # none held back for long
