@@ -115,6 +115,8 @@ def _url_problem(url: str) -> str | None:
             return "no host"
         if any(mark in parsed.netloc for mark in ",; "):
             return "one host per URL"
+        if "," in parsed.path:  # `amqp://h1//,h2:5672`: the second broker lost its scheme
+            return "a comma in the virtual host: each broker of a list needs its amqp://"
     return None
 
 

@@ -137,6 +137,7 @@ class TestBrokerLists:
             ("amqp://h1//,amqp://u:pw@:5672//", "URL 2 of 2, no host"),
             ("amqp://u:pw@h1,h2//", "one host per URL"),
             ("h1:5672,amqp://h2//", "URL 1 of 2, no scheme"),
+            ("amqp://u:pw@h1//,h2:5672", "each broker of a list needs its amqp://"),
             ("amqp://u:topsecret@h1:port//", "not a URL"),
         ],
     )
