@@ -169,6 +169,10 @@ class ClusterNode:
         )
         (self.base / "enabled_plugins").write_text("[].\n")
         (self.base / "env.conf").write_text("")
+        # RabbitMQ checks `consumer_timeout` on each channel tick, every 60 s by default: once
+        # a second here, so a channel holding a message past the timeout is closed promptly.
+        tick = "[{rabbit, [{channel_tick_interval, 1000}]}].\n"
+        (self.base / "advanced.config").write_text(tick)
         self.env = {
             **os.environ,
             "HOME": str(self.base),  # the cluster's Erlang cookie
@@ -177,6 +181,7 @@ class ClusterNode:
             "RABBITMQ_NODE_PORT": str(self.port),
             "RABBITMQ_DIST_PORT": str(self.dist_port),
             "RABBITMQ_CONFIG_FILE": str(self.base / "rabbitmq.conf"),
+            "RABBITMQ_ADVANCED_CONFIG_FILE": str(self.base / "advanced.config"),
             "RABBITMQ_ENABLED_PLUGINS_FILE": str(self.base / "enabled_plugins"),
             "RABBITMQ_MNESIA_BASE": str(self.base / "mnesia"),
             "RABBITMQ_LOG_BASE": str(self.base / "log"),
