@@ -358,8 +358,15 @@ class TestThroughput:
 #: The delivery work's settings (docs/many-machines.md): quorum queues, a delivery limit.
 QUORUM = {"HEXA_QUEUE_TYPE": "quorum"}
 DELIVERY_LIMIT = 3
+#: The scenarios below need them; until that work is merged, they say so instead of failing
+#: on a classic queue (each one asserts the queue it runs on is a quorum queue).
+needs_queue_types = pytest.mark.skipif(
+    "queue_type" not in attrs.fields_dict(hexa.Settings),
+    reason="needs HEXA_QUEUE_TYPE / HEXA_DELIVERY_LIMIT (the delivery work, not merged yet)",
+)
 
 
+@needs_queue_types
 class TestNodeStop:
     def test_stopping_the_queue_leader_with_1000_in_flight_loses_none(
         self, site: Site, host_worker: HostWorker, cluster_client: Callable[..., HexaCelery]
@@ -420,6 +427,7 @@ class TestNodeStop:
         assert all(worker.proc.poll() is None for worker in workers.values())
 
 
+@needs_queue_types
 class TestPoisonTask:
     def test_a_task_that_kills_its_process_is_dead_lettered_after_the_delivery_limit(
         self, site: Site, host_worker: HostWorker, cluster_client: Callable[..., HexaCelery]
@@ -428,6 +436,7 @@ class TestPoisonTask:
         records = site.records()
         limit = {**QUORUM, "HEXA_DELIVERY_LIMIT": str(DELIVERY_LIMIT)}
         workers = start_hosts(site, host_worker, queue, 2, **limit)
+        assert site.rabbit.queue_type(queue) == "quorum"
         app = cluster_client(queue, **limit)
         sent = list(range(200))
         started = time.monotonic()
@@ -470,6 +479,7 @@ def wait_for_letters(store: DeadLetterStore, count: int, timeout: float) -> list
     return found
 
 
+@needs_queue_types
 class TestLongCountdowns:
     def test_300_countdowns_over_two_minutes_run_on_time_with_a_30s_consumer_timeout(
         self, site: Site, host_worker: HostWorker, cluster_client: Callable[..., HexaCelery]
@@ -481,6 +491,7 @@ class TestLongCountdowns:
         queue = unique("cl-later")
         records = site.records()
         workers = start_hosts(site, host_worker, queue, 2, **QUORUM)
+        assert site.rabbit.queue_type(queue) == "quorum"
         app = cluster_client(queue, **QUORUM)
         sent = list(range(300))
         started = time.time()
