@@ -59,6 +59,7 @@ class RedactingBackend:
         )
 
 
+
 class KeepsFinalState:
     """Mixin for a result backend other than Redis: a final state is checked for first."""
 
