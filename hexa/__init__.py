@@ -11,6 +11,7 @@ from hexa._decorator import module_task
 from hexa._definitions import TaskDefinition
 from hexa._exceptions import (
     ConfigurationError,
+    DeliveryLimitError,
     DiscoveryError,
     DispatchError,
     DuplicateTaskError,
@@ -46,6 +47,7 @@ __all__ = [
     "ConfigurationError",
     "DeadLetter",
     "DeadLetterStore",
+    "DeliveryLimitError",
     "DiscoveryError",
     "DiscoveryReport",
     "DispatchError",

@@ -9,7 +9,9 @@ from typing import Any
 from celery import Celery
 from celery.app import backends
 
+from hexa._delays import quiet_celery_warning
 from hexa._fork import forget_connections_after_fork
+from hexa._queues import celery_queue_options
 from hexa._result_store import result_backend_class
 from hexa._settings import Settings
 
@@ -47,6 +49,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "broker_transport_options": settings.broker_transport_options,
         "broker_transport": settings.broker_transport,  # embedded: private message files
         "task_default_queue": settings.default_queue,
+        **celery_queue_options(settings),  # HEXA_QUEUE_TYPE: classic or quorum queues
         "result_expires": 24 * 3600,
         # A result store that is down costs a task ~2 s, not Celery's 20 retries a second
         # apart: tasks keep running, and `get()` fails fast with ResultBackendError.
@@ -72,6 +75,7 @@ class HexaCelery(Celery):
     """A Celery app that knows its hexa settings."""
 
     events_cls = "hexa._task_events:HexaEvents"  # hexa._events', with no password in an event
+    amqp_cls = "hexa._delays:DelayingAMQP"  # delayed messages wait on RabbitMQ, not in a worker
 
     def __init__(self, settings: Settings, **kwargs: Any) -> None:
         super().__init__(
@@ -85,6 +89,8 @@ class HexaCelery(Celery):
         #: Called by `close()`: what hexa opened for this app (its publishing connection).
         self.hexa_on_close: list[Callable[[], None]] = []
         self.conf.update(celery_config(settings))
+        if settings.delays_on_broker:
+            quiet_celery_warning()
         forget_connections_after_fork(self)
 
     def close(self) -> None:

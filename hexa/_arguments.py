@@ -137,8 +137,10 @@ def _json_ceiling(value: Any) -> int:
     if kind is list or kind is tuple:
         return sum(map(_json_ceiling, value)) + 2 * len(value) + 2
     if kind is dict:
-        return sum(map(_json_ceiling, value)) + sum(map(_json_ceiling, value.values())) + (
-            4 * len(value) + 2
+        return (
+            sum(map(_json_ceiling, value))
+            + sum(map(_json_ceiling, value.values()))
+            + (4 * len(value) + 2)
         )
     return _subclass_ceiling(value)
 

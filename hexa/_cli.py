@@ -80,8 +80,20 @@ def cmd_worker(args: argparse.Namespace) -> int:
     if args.beat:
         log_beat_schedule(report.tasks)
     relay_with_worker(app)  # HEXA_OUTBOX_URL set: the outbox relay runs beside the tasks
-    app.worker_main(worker_argv(args, app.hexa_settings))
-    return 0
+    return run_celery(app, worker_argv(args, app.hexa_settings))
+
+
+def run_celery(app: Any, argv: list[str]) -> int:
+    """`app.worker_main(argv)`, keeping the worker's exit code (Celery drops it): a worker
+    that stops on an unrecoverable error (a queue of another type, say) exits non-zero."""
+    from celery.bin.celery import celery
+
+    celery.params[0].default = app
+    try:
+        code = celery.main(args=argv, standalone_mode=False)
+    finally:
+        celery.params[0].default = None
+    return code if isinstance(code, int) else 0
 
 
 def cmd_beat(args: argparse.Namespace) -> int:

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any, cast
 
 from amqp.exceptions import PreconditionFailed
-from celery import signals
+from celery import bootsteps, signals
 from celery.utils.log import get_logger as celery_logger
 from celery.worker.consumer import Consumer
 from kombu.message import Message
@@ -21,24 +21,65 @@ from vine import promise
 
 from hexa._dead_letters import DeadLetter, DeadLetterStore, dead_queue_name, from_message
 from hexa._definitions import unknown_task_reason
-from hexa._exceptions import UnknownTaskError, error_text
+from hexa._delivery_limit import (
+    failed_deliveries,
+    limit_reason,
+    needs_counting,
+    requeue_counted,
+)
+from hexa._exceptions import DeliveryLimitError, UnknownTaskError, error_text
 from hexa._hooks import dead_lettered
 from hexa._inflate import bound_decompression
 from hexa._locator import service_locator
 from hexa._logging import get_logger
 from hexa._message_check import MalformedMessage, check_message, identity
+from hexa._queues import plain_queue, queue_mismatch
 from hexa._settings import Settings, redact
 
 log = get_logger()
 _celery_log = celery_logger(__name__)
 
 
+_CELERY_DELAYS = "celery.worker.consumer.delayed_delivery:DelayedDelivery"
+_Blueprint: Any = Consumer.Blueprint
+
+
+class DeadQueue(bootsteps.StartStopStep):
+    """Worker start: `<default queue>.dead` declared, so a queue of another type fails now,
+    with the fix, not at the first dead letter."""
+
+    requires = ("celery.worker.consumer.tasks:Tasks",)
+
+    def start(self, c: Any) -> None:
+        settings: Settings = c.app.hexa_settings
+        channel = c.connection.channel()
+        try:
+            plain_queue(dead_queue_name(settings), settings).bind(channel).declare()
+        finally:
+            channel.close()
+
+
 class DeadLetterConsumer(Consumer):
     """Routes every message the worker cannot run to `<default queue>.dead`."""
+
+    class Blueprint(_Blueprint):  # type: ignore[misc]  # Celery's class is untyped
+        # Celery's own delayed delivery wants topic exchanges; hexa's works on any queue.
+        default_steps = [
+            *(step for step in _Blueprint.default_steps if step != _CELERY_DELAYS),
+            "hexa._delays:DelayTopology",
+            "hexa._dead_consumer:DeadQueue",
+        ]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         bound_decompression(self.hexa_settings.max_message_size)  # before any message arrives
+
+    def start(self) -> None:
+        """Celery's, with a queue declared with another type reported with the fix."""
+        try:
+            super().start()
+        except PreconditionFailed as error:
+            raise queue_mismatch(error) or error from None
 
     @property
     def hexa_settings(self) -> Settings:
@@ -111,12 +152,35 @@ class DeadLetterConsumer(Consumer):
         except Exception as error:
             log.warning("result.not_stored", id=task_id, error=error_text(error))
 
+    def _over_limit(self, message: Message) -> bool:
+        """Whether the delivery limit took the message: dead-lettered, or counted and requeued."""
+        settings = self.hexa_settings
+        failed = failed_deliveries(message)
+        if failed >= settings.delivery_limit:
+            reason = limit_reason(failed, settings)
+            self.dead_letter(message, reason)
+            self._mark_failed(identity(message)[1], DeliveryLimitError(reason))
+            return True
+        if not needs_counting(message, settings):
+            return False
+        try:
+            with self.app.producer_or_acquire() as producer:
+                requeue_counted(message, failed, producer, settings)
+        except Exception as exc:  # not counted this time; run it rather than loop
+            log.error("delivery.not_counted", error=redact(error_text(exc), settings))
+            return False
+        message.ack_log_error(_celery_log, self._errors)
+        log.warning("message.redelivered", id=identity(message)[1], failed_deliveries=failed)
+        return True
+
     def create_task_handler(self, promise: Any = promise) -> Callable[[Message], Any]:
         """Celery's handler, with any exception it raises turned into a dead letter."""
         handle = super().create_task_handler(promise)
 
         def on_task_received(message: Message) -> Any:
             try:
+                if self._over_limit(message):
+                    return None
                 check_message(message)
                 return handle(message)
             except MalformedMessage as exc:

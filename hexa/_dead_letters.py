@@ -18,14 +18,18 @@ from datetime import UTC, datetime
 from typing import Any
 
 import attrs
-from kombu import Connection, Queue
+from amqp.exceptions import PreconditionFailed
+from kombu import Connection
 from kombu.message import Message
 
+from hexa._delays import queue_of
+from hexa._delivery_limit import DELIVERY_COUNT_HEADERS
 from hexa._exceptions import error_text
 from hexa._hooks import dead_lettered
 from hexa._inflate import bound_decompression
 from hexa._logging import get_logger
 from hexa._message_check import MAX_NAME, identity
+from hexa._queues import plain_queue, queue_mismatch
 from hexa._settings import Settings, redact
 from hexa._workflows.replay import workflow_fields
 
@@ -159,7 +163,8 @@ def from_message(message: Message, reason: str, settings: Settings) -> DeadLette
         task=name or "?",
         reason=redact(reason[:MAX_REASON], settings),
         when=_now(),
-        queue=str((message.delivery_info or {}).get("routing_key") or settings.default_queue),
+        queue=queue_of(str((message.delivery_info or {}).get("routing_key") or ""))
+        or settings.default_queue,
         body=body,
         body_encoding=encoding,
         content_type=message.content_type,
@@ -224,7 +229,7 @@ class DeadLetterStore:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.queue = Queue(dead_queue_name(settings), routing_key=dead_queue_name(settings))
+        self.queue = plain_queue(dead_queue_name(settings), settings)
         #: What the last `letters`, `replay` or `purge` left in the queue, and why.
         self.skipped: list[Skipped] = []
 
@@ -268,7 +273,10 @@ class DeadLetterStore:
         with self._connection() as conn:
             channel: Any = conn.channel()
             queue = self.queue(channel)
-            queue.declare()
+            try:
+                queue.declare()
+            except PreconditionFailed as error:  # a `.dead` queue of the other type
+                raise queue_mismatch(error) or error from None
             fetched = []
             while (message := queue.get(no_ack=False, accept=["json"])) is not None:
                 found = _parse(message)
@@ -312,7 +320,7 @@ class DeadLetterStore:
                     continue
                 if prepare is not None:
                     prepare(letter)
-                _republish(producer, letter)
+                _republish(producer, letter, self.settings)
                 message.ack()  # only once the broker holds the replayed message
                 replayed.append(letter)
         return replayed
@@ -332,15 +340,17 @@ def printable(text: str) -> str:
     return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
 
 
-def _republish(producer: Any, letter: DeadLetter) -> None:
+def _republish(producer: Any, letter: DeadLetter, settings: Settings) -> None:
+    """The letter's message back on its queue, its delivery count started afresh."""
+    headers = {k: v for k, v in letter.headers.items() if k not in DELIVERY_COUNT_HEADERS}
     producer.publish(
         letter.raw_body(),
         exchange="",
         routing_key=letter.queue,
-        declare=[Queue(letter.queue, routing_key=letter.queue)],
+        declare=[plain_queue(letter.queue, settings)],
         content_type=letter.content_type or "application/data",
         content_encoding=letter.content_encoding or "binary",
-        headers=dict(letter.headers),
+        headers=headers,
         retry=True,
         retry_policy=_PUBLISH_RETRY,
         **letter.properties,
@@ -398,7 +408,8 @@ def _delivered_to(task: Any, request: Any) -> str | None:
     if request.is_eager:
         return None
     if request.delivery_info:
-        return str(request.delivery_info.get("routing_key") or task.app.conf.task_default_queue)
+        routing_key = queue_of(str(request.delivery_info.get("routing_key") or ""))
+        return routing_key or str(task.app.conf.task_default_queue)
     if request.id is not None:
         return None  # a request without a broker: nothing to replay
     route = task.app.amqp.router.route({}, task.name)

@@ -11,7 +11,7 @@ import attrs
 
 from hexa._exceptions import InvalidTaskConfigError, did_you_mean
 from hexa._registry import TASKS_SUFFIX
-from hexa._retry import check_retry_config, retry_summary
+from hexa._retry import retry_summary
 from hexa._schedule import Schedule, check_schedule, schedule_text
 from hexa._spec import caller_signature, qualified_name, returns_coroutine
 from hexa._task import BaseTask
@@ -127,7 +127,6 @@ def _check_config(service: str, key: str, config: Mapping[str, Any]) -> None:
             f"{service}[{key!r}] config has unknown option(s) {sorted(unknown)}; valid: "
             + ", ".join(sorted(CELERY_OPTIONS | HEXA_OPTIONS))
         )
-    check_retry_config(config, f"{service}[{key!r}]")
 
 
 def definition(service: str, key: str, entry: object) -> TaskDefinition:

@@ -72,9 +72,7 @@ class Channel(filesystem.Channel):
         except OSError as exc:
             raise ChannelError(f"Cannot add file {path!r} to directory") from exc
 
-    def _queue_bind(
-        self, exchange: str, routing_key: str, pattern: str | None, queue: str
-    ) -> None:
+    def _queue_bind(self, exchange: str, routing_key: str, pattern: str | None, queue: str) -> None:
         """kombu's; the exchange's routing table (queue names only) is then made 0600 too."""
         super()._queue_bind(exchange, routing_key, pattern, queue)
         cast(Any, self)._exchange_file(exchange).chmod(PRIVATE_FILE)

@@ -104,6 +104,11 @@ class PublishError(HexaError, ConnectionError):
     """The broker did not take (confirm) a message before the publish timeout."""
 
 
+class DeliveryLimitError(HexaError):
+    """A message was delivered `HEXA_DELIVERY_LIMIT` times without finishing (its worker
+    process died each time) and was dead-lettered; `.get()` on its result raises this."""
+
+
 class ResultBackendError(HexaError, ConnectionError):
     """The result backend could not be reached to read a task's outcome."""
 

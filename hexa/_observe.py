@@ -36,9 +36,7 @@ def tracing_wanted() -> bool:
 def provider_set() -> bool:
     """Whether this process set a tracer provider; never imports OpenTelemetry to find out."""
     otel = sys.modules.get("opentelemetry.trace")
-    return otel is not None and not isinstance(
-        otel.get_tracer_provider(), otel.ProxyTracerProvider
-    )
+    return otel is not None and not isinstance(otel.get_tracer_provider(), otel.ProxyTracerProvider)
 
 
 def start_tracing(**_: Any) -> bool:

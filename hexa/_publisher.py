@@ -37,7 +37,6 @@ from celery.backends.base import BaseBackend
 from celery.backends.redis import RedisBackend
 from celery.result import AsyncResult
 from celery.utils.nodenames import anon_nodename
-from celery.utils.quorum_queues import detect_quorum_queues
 from celery.utils.saferepr import saferepr
 from celery.utils.time import maybe_make_aware
 from kombu import Queue
@@ -48,10 +47,12 @@ from hexa._app import current_app
 from hexa._arguments import check_size, max_message_size
 from hexa._batch import current_batch
 from hexa._confirms import ConfirmChannel, Ticket, failed
+from hexa._delays import check_delay
 from hexa._exceptions import PublishError
 from hexa._observe import observed
 from hexa._options import SendOptions
 from hexa._outbox import active_outbox
+from hexa._queues import queue_mismatch
 from hexa._result import TaskResult
 from hexa._settings import DEFAULT_PUBLISH_TIMEOUT, mask, split_urls
 from hexa._wire import Outgoing, Wire, after_publish, writable
@@ -154,7 +155,7 @@ class Publisher:
         store_result: bool = True,
     ) -> TaskResult[Any]:
         """Make and send one task message; returns before any result subscription."""
-        if (options.countdown or options.eta) and self._quorum_queues():
+        if (options.countdown or options.eta) and self._delays_on_broker:
             return self._send_task(name, args, kwargs, options, default_queue, store_result)
         task_id = uuid()
         parent = self.app.current_worker_task  # a task publishing from inside a worker
@@ -229,7 +230,7 @@ class Publisher:
     ) -> None:
         """Send one task message; return once the broker confirmed it, else `PublishError`
         (inside `hexa.batch()`: confirmed at the block's end). The outbox relay uses it too."""
-        if self._pipelined and writable(route):
+        if self._pipelined and writable(route) and not self._waits_on_broker(message):
             self._send_pipelined(self._wire.outgoing(name, message, route))
         else:
             self._send_with_kombu(name, task_id, message, route, store_result)
@@ -347,10 +348,17 @@ class Publisher:
                 route["declare"] = []  # kombu would copy and re-check it on every call
             app.amqp.send_task_message(producer, name, message, **route)
 
-    def _quorum_queues(self) -> bool:
-        """Celery delays messages on quorum queues its own way (native delayed delivery)."""
-        driver = self.app.producer_pool.connections.connection.transport.driver_type
-        return bool(detect_quorum_queues(self.app, driver)[0])
+    def _waits_on_broker(self, message: Any) -> bool:
+        """A delayed message (an outbox row with an `eta`, say) where the broker delays it:
+        Celery's path sends it through the delay queues (`DelayingAMQP`)."""
+        return self._delays_on_broker and bool(message.headers.get("eta"))
+
+    @property
+    def _delays_on_broker(self) -> bool:
+        """Delayed messages go through the broker's delay topology (`hexa._delays`), which
+        Celery's own path sends to (`DelayingAMQP`)."""
+        settings = getattr(self.app, "hexa_settings", None)
+        return bool(settings is not None and settings.delays_on_broker)
 
     def _send_task(
         self,
@@ -412,6 +420,9 @@ def publish(
     """Publish a checked call as a plain Celery message any Celery worker accepts."""
     found = publisher(app or current_app())
     check_size(name, args, kwargs, max_message_size(found.app))  # before the outbox too
+    settings = getattr(found.app, "hexa_settings", None)
+    if settings is not None and (options.countdown or options.eta):
+        check_delay(name, options.countdown, options.eta, settings)
     outbox = active_outbox()  # inside `with outbox(session)`: a row of that transaction
     if outbox is not None:
         return outbox.store(found, name, args, kwargs, options, default_queue, store_result)
@@ -447,6 +458,9 @@ def until_confirmed(app: Celery, name: str, attempt: Callable[[float], T]) -> T:
         try:
             return attempt(confirm)
         except BROKER_ERRORS as error:
+            mismatch = queue_mismatch(error)  # a queue of another type: no retry mends that
+            if mismatch is not None:
+                raise mismatch from None
             if time.monotonic() + _PAUSE >= deadline:
                 raise _publish_error(app, name, timeout, error) from None
         time.sleep(_PAUSE)

@@ -59,7 +59,6 @@ class RedactingBackend:
         )
 
 
-
 class KeepsFinalState:
     """Mixin for a result backend other than Redis: a final state is checked for first."""
 

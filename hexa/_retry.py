@@ -13,13 +13,16 @@ from typing import Any, TypeAlias
 
 import attrs
 
+from hexa._delays import MAX_HELD_DELAY, held_delay_refusal
 from hexa._exceptions import InvalidPolicyError
+from hexa._settings import Settings
 
-#: RabbitMQ closes a channel whose message stays unacknowledged for 30 minutes (its default
-#: `consumer_timeout`). A retry is a new message with an ETA: a worker takes it at once and
-#: holds it unacknowledged until the countdown ends (celery issue 6760). Delays are kept a
-#: minute below that.
-MAX_RETRY_DELAY = 30 * 60 - 60
+#: A retry is a new message with an ETA. On RabbitMQ it waits on the broker (`hexa._delays`),
+#: whatever its length. Elsewhere a worker takes it at once and holds it unacknowledged until
+#: it is due, and RabbitMQ closes a channel whose message stays unacknowledged 30 minutes
+#: (celery issue 6760): there, retry delays are kept a minute below that, checked when the
+#: worker starts (`check_retry_delays`), when the broker is known.
+MAX_RETRY_DELAY = MAX_HELD_DELAY
 
 ExceptionTypes: TypeAlias = tuple[type[BaseException], ...]
 
@@ -59,15 +62,6 @@ def _check_count(name: str, value: object, minimum: int) -> None:
         )
 
 
-def _check_delay(name: str, value: float) -> None:
-    if value > MAX_RETRY_DELAY:
-        raise InvalidPolicyError(
-            f"{name}={value}s: RabbitMQ drops a worker's channel when a message waits unacked "
-            f"30 minutes; keep retry delays <= {MAX_RETRY_DELAY}s, or use a periodic task "
-            "for work that should run much later"
-        )
-
-
 @attrs.frozen
 class Backoff:
     """Exponential backoff: wait `min(max, base * 2**retries)` seconds, full jitter by default."""
@@ -89,7 +83,6 @@ class Backoff:
                 f"max={self.max} is below base={self.base}: every delay would be capped to max; "
                 "raise max or lower base"
             )
-        _check_delay("max", self.max)
         _check_on(self.on)
 
 
@@ -104,7 +97,6 @@ class FixedDelay:
     def __attrs_post_init__(self) -> None:
         _check_count("delay", self.delay, 0)
         _check_count("max_retries", self.max_retries, 0)
-        _check_delay("delay", self.delay)
         _check_on(self.on)
 
 
@@ -129,17 +121,25 @@ def celery_retry_options(policy: RetryPolicy) -> dict[str, Any]:
     }
 
 
-def check_retry_config(config: Mapping[str, Any], where: str) -> None:
-    """Refuse a hand-written `config` whose retries could wait past RabbitMQ's consumer timeout."""
+def retry_delays(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The longest waits a task's Celery options can give its retries, by option name."""
     delays = {"default_retry_delay": config.get("default_retry_delay", 0)}
     if config.get("retry_backoff"):
         delays["retry_backoff_max"] = config.get("retry_backoff_max", 600)
     delays["retry_kwargs['countdown']"] = (config.get("retry_kwargs") or {}).get("countdown", 0)
-    for name, value in delays.items():
-        try:
-            _check_delay(name, value)
-        except InvalidPolicyError as error:
-            raise InvalidPolicyError(f"{where}: {error}") from None
+    return delays
+
+
+def check_retry_delays(config: Mapping[str, Any], where: str, settings: Settings) -> None:
+    """Refuse retries that would wait in a worker past RabbitMQ's consumer timeout.
+
+    Only where delays are not kept on the broker (`Settings.delays_on_broker`).
+    """
+    if settings.delays_on_broker:
+        return
+    for name, value in retry_delays(config).items():
+        if isinstance(value, int | float) and value > MAX_HELD_DELAY:
+            raise InvalidPolicyError(held_delay_refusal(f"{where}: {name}={value}s"))
 
 
 def retry_delay(policy: RetryPolicy, retries: int, rng: random.Random | None = None) -> int:

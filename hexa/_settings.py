@@ -36,12 +36,22 @@ HEARTBEAT_ENV = "HEXA_HEARTBEAT"
 #: clients send none). Below 2 s a busy process would miss its own beats.
 DEFAULT_HEARTBEAT = 10
 MIN_HEARTBEAT = 2
+QUEUE_TYPE_ENV = "HEXA_QUEUE_TYPE"
+#: RabbitMQ's two durable queue types; quorum queues are replicated across a cluster's nodes.
+QUEUE_TYPES = ("classic", "quorum")
+DELIVERY_LIMIT_ENV = "HEXA_DELIVERY_LIMIT"
+#: Deliveries a message gets without finishing (its worker process died each time) before it
+#: is dead-lettered: enough to ride out a worker restart or two, few enough that a message
+#: that kills its worker stops doing so within seconds.
+DEFAULT_DELIVERY_LIMIT = 5
 #: Socket timeouts on AMQP connections, so a broker that stops answering (a blocked
 #: connection, a half-open socket) raises instead of hanging the caller forever.
 SOCKET_TIMEOUT = 5
 
 
 _BROKER_DIRS = ("data_folder_in", "control_folder")
+#: URL schemes of RabbitMQ (AMQP 0-9-1) brokers.
+_AMQP_SCHEMES = ("amqp", "amqps", "pyamqp", "librabbitmq")
 
 
 def read_dotenv(path: Path) -> dict[str, str]:
@@ -75,7 +85,6 @@ def find_home(cwd: Path) -> Path:
 #: Where one URL of a list ends: a `,` or kombu's `;`, then the next URL's `scheme://`.
 #: (A comma inside one URL, in its query say, is not followed by a scheme.)
 _URL_BREAK = re.compile(r"\s*[;,]\s*(?=[A-Za-z][A-Za-z0-9+.-]*://)")
-_AMQP_SCHEMES = ("amqp", "amqps", "pyamqp")
 
 
 def split_urls(text: str) -> list[str]:
@@ -147,6 +156,8 @@ class Settings:
     max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
     prefetch_multiplier: int = DEFAULT_PREFETCH
     heartbeat: int = DEFAULT_HEARTBEAT
+    queue_type: str = "classic"
+    delivery_limit: int = DEFAULT_DELIVERY_LIMIT
 
     @property
     def embedded_broker(self) -> bool:
@@ -156,6 +167,16 @@ class Settings:
     def broker_url_list(self) -> list[str]:
         """Each broker of `broker_url` (one, or a cluster's nodes in failover order)."""
         return split_urls(self.broker_url)
+
+    @property
+    def delays_on_broker(self) -> bool:
+        """Whether delayed messages wait on the broker (RabbitMQ: see `hexa._delays`).
+
+        Elsewhere (the embedded broker, any other transport) a worker holds a delayed
+        message until it is due, so delays are limited (`hexa._delays.MAX_HELD_DELAY`).
+        """
+        first = self.broker_url.replace(",", ";").split(";")[0].strip()
+        return first.split("://")[0].lower() in _AMQP_SCHEMES
 
     @property
     def embedded_backend(self) -> bool:
@@ -188,6 +209,7 @@ class Settings:
             if self.embedded_backend
             else mask(self.result_backend),
             "queue": self.default_queue,
+            "queue_type": self.queue_type,
         }
 
     def secrets(self) -> list[str]:
@@ -244,6 +266,8 @@ class Settings:
             max_message_size=_size(values.get(MAX_MESSAGE_SIZE_ENV)),
             prefetch_multiplier=_prefetch(values.get(PREFETCH_ENV)),
             heartbeat=_heartbeat(values.get(HEARTBEAT_ENV)),
+            queue_type=_queue_type(values.get(QUEUE_TYPE_ENV)),
+            delivery_limit=_delivery_limit(values.get(DELIVERY_LIMIT_ENV)),
         )
 
 
@@ -280,6 +304,31 @@ def _heartbeat(text: str | None) -> int:
         raise ConfigurationError(
             f"{HEARTBEAT_ENV}={text!r}: give whole seconds between heartbeats, from "
             f"{MIN_HEARTBEAT} to 3600 (default {DEFAULT_HEARTBEAT}; 0 turns them off)"
+        )
+    return int(value)
+
+
+def _queue_type(value: str | None) -> str:
+    """`HEXA_QUEUE_TYPE`: classic (the default) or quorum."""
+    if not value or not value.strip():
+        return "classic"
+    if value.strip().lower() not in QUEUE_TYPES:
+        raise ConfigurationError(
+            f"{QUEUE_TYPE_ENV}={value!r}: use 'classic' (the default, one node) or 'quorum' "
+            "(replicated across a RabbitMQ cluster)"
+        )
+    return value.strip().lower()
+
+
+def _delivery_limit(value: str | None) -> int:
+    """`HEXA_DELIVERY_LIMIT`: a whole number of deliveries from 1 up."""
+    if not value:
+        return DEFAULT_DELIVERY_LIMIT
+    if not value.strip().isdigit() or int(value) < 1:
+        raise ConfigurationError(
+            f"{DELIVERY_LIMIT_ENV}={value!r}: use a whole number of deliveries from 1 up "
+            f"(default {DEFAULT_DELIVERY_LIMIT}): a message whose worker process dies that many "
+            "times is dead-lettered"
         )
     return int(value)
 

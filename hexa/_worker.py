@@ -19,6 +19,7 @@ from hexa._exceptions import DuplicateTaskError
 from hexa._locator import ServiceLocator, service_locator
 from hexa._logging import configure_logging, get_logger
 from hexa._observe import start_tracing
+from hexa._retry import check_retry_delays
 from hexa._settings import Settings
 
 log = get_logger()
@@ -116,9 +117,12 @@ def create_celery_worker(
 
     Task name: the service name without its `_tasks` suffix, a dot, and the dict key.
     """
-    app = build_app(settings)
+    settings = settings or Settings.from_env()
     services = locator.services()
     found = definitions(services)
+    for definition in found:  # before anything is created or connected
+        check_retry_delays(definition.options, definition.name, settings)
+    app = build_app(settings)
     for definition in found:
         register_task(app, definition)
     app.conf.task_routes = {d.name: {"queue": d.queue} for d in found if d.queue}

@@ -23,12 +23,14 @@ from celery.result import AsyncResult as CeleryResult
 from kombu.utils.uuid import uuid
 
 from hexa._app import current_app
+from hexa._delays import check_delay
 from hexa._exceptions import DispatchError
 from hexa._observe import publishing
 from hexa._outbox import active_outbox
 from hexa._publisher import send_confirmed
+from hexa._settings import Settings
 from hexa._workflows.result import WorkflowResult, WorkflowStep
-from hexa._workflows.steps import Group, Node, Step, last_steps
+from hexa._workflows.steps import Chain, Group, Node, Step, last_steps
 
 #: Connection options Celery's group passes along; each attempt takes a fresh pooled one.
 _CONNECTION_OPTIONS = ("producer", "publisher", "connection")
@@ -115,6 +117,7 @@ def publish_workflow(node: Node) -> WorkflowResult[Any]:
     """Publish `node` as Celery's canvas; the result of its last step (or of each member)."""
     _refuse_inside_an_outbox(node)
     app = current_app()
+    _check_delays(node, app.hexa_settings)
     planner = _Planner(app)
     canvas, finals = planner.signature(node, (), ())
     canvas.apply_async()
@@ -128,6 +131,16 @@ def publish_workflow(node: Node) -> WorkflowResult[Any]:
         stored=not not_stored,
         name=(not_stored or [last[-1].task])[0],
     )
+
+
+def _check_delays(node: Node, settings: Settings) -> None:
+    """Every step's countdown/eta checked against the broker, before anything is published."""
+    if isinstance(node, Step):
+        if node.options.countdown or node.options.eta:
+            check_delay(node.task, node.options.countdown, node.options.eta, settings)
+        return
+    for inner in node.items if isinstance(node, Chain) else node.members:
+        _check_delays(inner, settings)
 
 
 def _refuse_inside_an_outbox(node: Node) -> None:

@@ -205,6 +205,8 @@ class TaskEvents:
         self.thread.join(5)
         self.conn.close()
         return "\n".join(self.seen)
+
+
 SEND_ONE = ("send", "chaos.echo", "1")
 
 

@@ -104,4 +104,3 @@ class TestEmbeddedDefault:
         assert sent.returncode == 1, sent.stdout + sent.stderr
         assert sent.stderr == "hexa: failing.divide failed: ZeroDivisionError: division by zero\n"
         assert len(sent.stdout.split()) == 1  # the task id, and no result
-

@@ -176,9 +176,10 @@ class TestTracesFromSendToTheTask:
         [async_run] = named(runs, "process trace_probe.async_step")
         assert inner["parent_id"] == async_run["span_id"]
         assert log_line(worker, "probe.async", async_result.id)["span_id"] == inner["span_id"]
-        assert log_line(worker, "probe.sync", sync_result.id)["span_id"] == named(
-            runs, "process trace_probe.sync_step"
-        )[0]["span_id"]
+        assert (
+            log_line(worker, "probe.sync", sync_result.id)["span_id"]
+            == named(runs, "process trace_probe.sync_step")[0]["span_id"]
+        )
 
     def test_the_otel_environment_alone_makes_a_worker_export_the_continued_trace(
         self,
@@ -272,7 +273,9 @@ class TestOneTrace:
             result.get(timeout=30)
         trace_id = trace_of(root)
         runs = worker_spans(
-            spans_file, trace_id, lambda spans: len(spans) == 5  # 4 runs, 1 inner span
+            spans_file,
+            trace_id,
+            lambda spans: len(spans) == 5,  # 4 runs, 1 inner span
         )
         mine = [client_record(s) for s in sent_spans(client_spans, trace_id).values()]
         print("\n" + span_tree(mine + runs, timings=True))  # the picture in the docs

@@ -142,6 +142,14 @@ class TestPublishPath:
         assert seen["headers"]["eta"] is not None
         assert seen["headers"]["expires"] > seen["headers"]["eta"]
         assert seen["properties"]["priority"] == 3
+        # a delayed message waits in RabbitMQ's delay queues with no TTL (which would let it
+        # out early); the `expires` header still makes the worker drop it when too late
+        assert "expiration" not in seen["properties"]
+        signals.before_task_publish.connect(before, weak=False)
+        try:
+            add.with_options(expires=60).send(1, 2)
+        finally:
+            signals.before_task_publish.disconnect(before)
         assert seen["properties"]["expiration"] == 60
 
     def test_burst_subscribes_nothing_and_get_returns(

@@ -99,4 +99,3 @@ class TestReload:
         while alive_in_group(child) and time.monotonic() < deadline:
             time.sleep(0.1)
         assert alive_in_group(child) == [], worker.output()
-

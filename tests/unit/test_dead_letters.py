@@ -105,6 +105,22 @@ class TestEmbeddedStore:
         assert store.letters() == []
         assert dead_queue_name(settings) == "celery.dead"
 
+    def test_a_replay_starts_the_delivery_count_afresh(self, settings: hexa.Settings) -> None:
+        counted = {"task": "a.b", "id": "t9", "hexa-deliveries": 5, "x-delivery-count": 5}
+        letter = from_message(message(b"[[1], {}, {}]", counted, "work"), "why", settings)
+        assert letter.headers["hexa-deliveries"] == 5  # the letter shows how often it died
+        store = DeadLetterStore(settings)
+        store.add(letter)
+        store.replay(["t9"])
+        with Connection(
+            settings.broker_url, transport_options=settings.broker_transport_options
+        ) as conn:
+            replayed = Queue("work", routing_key="work")(conn.default_channel).get(no_ack=True)
+            assert replayed is not None
+            assert replayed.headers["id"] == "t9"
+            assert "hexa-deliveries" not in replayed.headers
+            assert "x-delivery-count" not in replayed.headers
+
 
 class TestDeadCommand:
     @pytest.fixture(autouse=True)

@@ -48,7 +48,6 @@ class TestPublishError:
         assert "broker-pw" not in text
         assert isinstance(raised.value, ConnectionError)
 
-
     def test_batch_names_each_message_it_could_not_confirm(self, nowhere: HexaCelery) -> None:
         with pytest.raises(hexa.PublishError) as raised, hexa.batch():
             sent = [publish("a.task", [i], {}, SendOptions(), app=nowhere) for i in range(2)]

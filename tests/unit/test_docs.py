@@ -16,11 +16,13 @@ from hexa._options import SEND_TASK_OPTIONS
 from hexa._settings import (
     BACKEND_ENV,
     BROKER_ENV,
+    DELIVERY_LIMIT_ENV,
     HEARTBEAT_ENV,
     HOME_DIR,
     MAX_MESSAGE_SIZE_ENV,
     PUBLISH_TIMEOUT_ENV,
     QUEUE_ENV,
+    QUEUE_TYPE_ENV,
 )
 from hexa.metrics import METRICS_PORT_ENV
 from tests.support.worker import REPO
@@ -62,6 +64,7 @@ class TestConfigurationReference:
         page = text("configuration.md")
         names = (BROKER_ENV, BACKEND_ENV, QUEUE_ENV, FORMAT_ENV, PUBLISH_TIMEOUT_ENV)
         names += (METRICS_PORT_ENV, CLIENT_METRICS_ENV, MAX_MESSAGE_SIZE_ENV, HEARTBEAT_ENV)
+        names += (QUEUE_TYPE_ENV, DELIVERY_LIMIT_ENV)
         for name in (*names, ".env", HOME_DIR):
             assert f"`{name}" in page, name
 

@@ -92,15 +92,44 @@ class TestTaskResult:
         assert result.status == "PENDING"
 
 
-class TestQuorumQueues:
-    def test_delayed_message_on_quorum_queue_goes_through_celery(self, monkeypatch: Any) -> None:
+class TestDelayedMessages:
+    def test_a_stored_message_with_an_eta_is_sent_by_celerys_path_not_pipelined(
+        self, monkeypatch: Any, tmp_path: Any
+    ) -> None:
+        """The outbox relay sends stored messages with `_send_confirmed`: one with an `eta`
+        must reach `DelayingAMQP` (the delay queues), not go straight to its queue."""
+        from datetime import timedelta
+
+        from hexa._app import build_app
+        from hexa._settings import Settings
+
+        environ = {"RABBITMQ_URL": "amqp://127.0.0.1:1//"}
+        app = build_app(Settings.from_env(environ=environ, cwd=tmp_path))
+        publisher = Publisher(app)
+        publisher._pipelined = True
+        ways: list[str] = []
+        monkeypatch.setattr(publisher, "_send_pipelined", lambda *a: ways.append("pipelined"))
+        monkeypatch.setattr(publisher, "_send_with_kombu", lambda *a: ways.append("celery"))
+        route = dict(publisher.route("m.t", None, (), {}))
+        eta = app.now() + timedelta(hours=2)
+        for when in (None, eta):
+            message = app.amqp.create_task_message("id", "m.t", [], {}, eta=when)
+            publisher._send_confirmed("m.t", "id", message, route, True)
+        assert ways == ["pipelined", "celery"]
+        app.close()
+
+    def test_a_delayed_message_on_rabbitmq_goes_through_celerys_send_task(
+        self, monkeypatch: Any, tmp_path: Any
+    ) -> None:
+        """Where `DelayingAMQP` routes it to the broker's delay queues (hexa._delays)."""
         from celery.result import AsyncResult
-        from kombu import Queue
 
+        from hexa._app import build_app
         from hexa._options import SendOptions
+        from hexa._settings import Settings
 
-        app = Celery("dispatch-unit", broker="amqp://127.0.0.1:1//", set_as_current=False)
-        app.conf.task_queues = [Queue("q", queue_arguments={"x-queue-type": "quorum"})]
+        environ = {"RABBITMQ_URL": "amqp://127.0.0.1:1//", "HEXA_QUEUE_TYPE": "quorum"}
+        app = build_app(Settings.from_env(environ=environ, cwd=tmp_path))
         sent: list[dict[str, Any]] = []
 
         def send_task(name: str, args: Any, kwargs: Any, **options: Any) -> Any:

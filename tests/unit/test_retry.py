@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
+import attrs
 import celery.utils.time
 import pytest
 from celery import Celery
@@ -13,7 +15,13 @@ from celery import Celery
 from hexa import Backoff, FixedDelay, InvalidPolicyError, celery_retry_options, retry_delay
 from hexa._celery_task import HexaTask
 from hexa._definitions import definitions
-from hexa._retry import MAX_RETRY_DELAY, check_retry_config, retry_summary
+from hexa._locator import ServiceLocator
+from hexa._retry import MAX_RETRY_DELAY, check_retry_delays, retry_summary
+from hexa._settings import Settings
+from hexa._worker import create_celery_worker
+
+EMBEDDED = Settings.from_env(environ={}, cwd=Path("/nonexistent"))
+RABBITMQ = attrs.evolve(EMBEDDED, broker_url="amqp://guest:guest@127.0.0.1:5672//")
 
 
 class Flaky(Exception):
@@ -146,14 +154,12 @@ class TestPolicyChecks:
             bad(lambda: Backoff(base=1.5), r"base=1.5: must be a whole number"),  # type: ignore[arg-type]
             bad(lambda: Backoff(max=0), r"max=0: .* >= 1"),
             bad(lambda: Backoff(base=10, max=5), r"max=5 is below base=10.*raise max or lower"),
-            bad(lambda: Backoff(max=MAX_RETRY_DELAY + 1), r"RabbitMQ .* <= 1740s"),
             bad(lambda: Backoff(jitter="yes"), r"jitter='yes': give True or False"),  # type: ignore[arg-type]
             bad(lambda: Backoff(on=()), r"on=\(\) retries nothing.*on=\(ConnectionError,\)"),
             bad(lambda: Backoff(on=("ValueError",)), r"got 'ValueError': import the class"),  # type: ignore[arg-type]
             bad(lambda: Backoff(on=(int,)), r"got <class 'int'>"),  # type: ignore[arg-type]
             bad(lambda: Backoff(on="ValueError"), r"on='ValueError': give exception classes"),  # type: ignore[arg-type]
             bad(lambda: FixedDelay(delay=-1), r"delay=-1: .*seconds >= 0"),
-            bad(lambda: FixedDelay(delay=3600), r"delay=3600s: RabbitMQ drops"),
             bad(lambda: FixedDelay(max_retries=True), r"max_retries=True"),
         ],
     )
@@ -167,26 +173,50 @@ class TestPolicyChecks:
         assert Backoff(on=Flaky).on == (Flaky,)
         assert FixedDelay(on=[Flaky, KeyError]).on == (Flaky, KeyError)
 
-    def test_the_largest_allowed_delay_is_accepted(self) -> None:
-        assert FixedDelay(delay=MAX_RETRY_DELAY).delay == MAX_RETRY_DELAY
+    def test_delays_of_hours_are_declared_freely_the_broker_decides_later(self) -> None:
+        assert FixedDelay(delay=86400).delay == 86400
+        assert Backoff(max=7200).max == 7200
         assert FixedDelay(delay=0).delay == 0  # retry at once
 
 
-class TestHandWrittenConfig:
-    def test_a_long_default_retry_delay_is_refused_naming_the_task(self) -> None:
+class TestRetryDelaysPerBroker:
+    """A worker holds a retry's message only where the broker has no delay topology."""
+
+    def test_a_long_default_retry_delay_is_refused_on_the_embedded_broker_naming_the_task(
+        self,
+    ) -> None:
         config = {"autoretry_for": (Flaky,), "default_retry_delay": 3600}
         services = {"billing_tasks": {"charge": {"task": print, "config": config}}}
-        with pytest.raises(InvalidPolicyError, match=r"billing_tasks\['charge'\]: default_retry"):
-            definitions(services)
+        locator = ServiceLocator()
+        for name, service in services.items():
+            locator.register(name, service)
+        with pytest.raises(
+            InvalidPolicyError,
+            match=r"billing\.charge: default_retry_delay=3600s is longer than 1740s: .*"
+            r"consumer_timeout.*RABBITMQ_URL=amqp://",
+        ):
+            create_celery_worker(locator, EMBEDDED)
+
+    def test_the_same_long_delay_is_accepted_on_rabbitmq(self) -> None:
+        config = {"autoretry_for": (Flaky,), "default_retry_delay": 3600}
+        check_retry_delays(config, "x", RABBITMQ)
+        [found] = definitions({"billing_tasks": {"charge": {"task": print, "config": config}}})
+        assert found.options["default_retry_delay"] == 3600
 
     def test_a_long_backoff_cap_is_refused_only_when_backoff_is_on(self) -> None:
-        check_retry_config({"retry_backoff": False, "retry_backoff_max": 7200}, "x")
+        check_retry_delays({"retry_backoff": False, "retry_backoff_max": 7200}, "x", EMBEDDED)
         with pytest.raises(InvalidPolicyError, match="retry_backoff_max=7200s"):
-            check_retry_config({"retry_backoff": True, "retry_backoff_max": 7200}, "x")
+            check_retry_delays({"retry_backoff": True, "retry_backoff_max": 7200}, "x", EMBEDDED)
+
+    def test_a_policy_at_the_limit_passes_and_one_above_it_does_not(self) -> None:
+        check_retry_delays(celery_retry_options(FixedDelay(delay=MAX_RETRY_DELAY)), "x", EMBEDDED)
+        above = celery_retry_options(Backoff(max=MAX_RETRY_DELAY + 1))
+        with pytest.raises(InvalidPolicyError, match=r"x: retry_backoff_max=1741s .* <= 1740s"):
+            check_retry_delays(above, "x", EMBEDDED)
 
     def test_the_seeds_own_config_passes(self) -> None:
         seed = celery_retry_options(Backoff(max_retries=5, max=600, jitter=True))
-        check_retry_config(seed, "seed")
+        check_retry_delays(seed, "seed", EMBEDDED)
         assert seed == {
             "autoretry_for": (Exception,),
             "retry_kwargs": {"max_retries": 5},

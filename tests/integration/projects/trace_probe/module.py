@@ -56,7 +56,9 @@ def record(span: ReadableSpan) -> dict[str, object]:
 
 if os.environ.get("TRACE_PROBE_SPANS"):
     provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(JsonLinesExporter(os.environ["TRACE_PROBE_SPANS"])))
+    provider.add_span_processor(
+        SimpleSpanProcessor(JsonLinesExporter(os.environ["TRACE_PROBE_SPANS"]))
+    )
     trace.set_tracer_provider(provider)
 
 
