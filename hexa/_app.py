@@ -36,6 +36,16 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         # Nothing the worker cannot run is dropped: it goes to `<default queue>.dead`.
         "worker_consumer": "hexa._dead_consumer:DeadLetterConsumer",
         "broker_connection_retry_on_startup": True,
+        # Heartbeats every HEXA_HEARTBEAT seconds (RabbitMQ's 60 s otherwise): a worker cut
+        # off from the broker notices within two of them and reconnects, and the broker
+        # redelivers its unacknowledged messages to the others as fast.
+        "broker_heartbeat": settings.heartbeat,
+        # The worker's remote-control queue (`<name>.celery.pidbox`) not exclusive: Celery
+        # 5.5 made it exclusive to its connection, so a worker whose link healed before the
+        # broker dropped its old connection died on ResourceLocked when it redeclared it. Not
+        # exclusive, it is shared with the old connection until the broker drops that one
+        # (auto-deleted 10 s after its last consumer, as before Celery 5.5).
+        "control_queue_exclusive": False,
         "broker_transport_options": settings.broker_transport_options,
         "broker_transport": settings.broker_transport,  # embedded: private message files
         "task_default_queue": settings.default_queue,

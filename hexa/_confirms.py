@@ -12,8 +12,14 @@ caller still waiting to read next (a shared condition woke all 15 others of 16 t
 every ack frame).
 
 A connection error, a channel closed by the broker, or a nack fails the tags still waiting
-on that connection; the connection is dropped and the next publish opens a new one. The
-caller's retry loop (`hexa._publisher`) sends the same message again.
+on that connection; the connection is dropped and the next publish opens a new one (on the
+next broker of a cluster's list, see `hexa._publisher`). The caller's retry loop sends the
+same message again.
+
+Heartbeats: nobody reads an idle publishing connection, so AMQP heartbeats (`HEXA_HEARTBEAT`)
+need a driver: a small daemon thread per connection sends ours and reads the broker's, as the
+reader, every half interval. Without it the broker would drop an idle publisher, and a
+publisher whose broker vanished (a cut link) would only learn it on its next publish.
 """
 
 from __future__ import annotations
@@ -80,7 +86,7 @@ class ConfirmChannel:
     a forked child makes its own, see `hexa._publisher`)."""
 
     def __init__(self, connect: Any) -> None:
-        self._connect = connect  # () -> kombu Connection (not yet connected)
+        self._connect = connect  # () -> kombu Connection, connected
         self._write = threading.Lock()  # the socket's writes and the tag numbering
         self._mutex = threading.Lock()  # tickets' answers, the reader's role, the sleepers
         self._reading = False
@@ -163,6 +169,36 @@ class ConfirmChannel:
         self._conn, self._channel = conn, channel
         self._pending, self._declared, self._next = {}, set(), 0
         _read_ahead(conn)
+        interval = _heartbeat_interval(conn)
+        if interval:
+            threading.Thread(
+                target=self._beat, args=(conn, interval), name="hexa-heartbeat", daemon=True
+            ).start()
+
+    # -- heartbeats ----------------------------------------------------------------------
+
+    def _beat(self, conn: Any, interval: float) -> None:
+        """While `conn` is this channel's: send our heartbeats, read the broker's."""
+        while True:
+            time.sleep(interval / 2)
+            if not self._current(conn) or os.getpid() != self._owner:
+                return
+            self._exclusive(lambda: self._tick(conn))
+
+    def _current(self, conn: Any) -> bool:
+        return self._conn is conn
+
+    def _tick(self, conn: Any) -> None:
+        if not self._current(conn):
+            return
+        try:
+            with self._write:  # a heartbeat frame must not land inside a message's frames
+                conn.heartbeat_check(rate=2)
+            conn.drain_events(timeout=0.01)  # the broker's heartbeats (and any late acks)
+        except TimeoutError:
+            return
+        except Exception as error:  # missed heartbeats, a reset: the next publish reconnects
+            self._fail_all(error)
 
     # -- confirms ------------------------------------------------------------------------
 
@@ -322,6 +358,12 @@ def _woken(waiter: _Waiter, wake: bool) -> bool:
         waiter.listed = False
         waiter.lock.release()
     return wake
+
+
+def _heartbeat_interval(conn: Any) -> float:
+    """The heartbeat interval negotiated with the broker (0: none)."""
+    get = getattr(conn, "get_heartbeat_interval", None)
+    return float(get() or 0) if get is not None else 0.0
 
 
 def failed(error: BaseException) -> Ticket:

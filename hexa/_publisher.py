@@ -45,7 +45,6 @@ from kombu.common import Broadcast
 from kombu.exceptions import KombuError
 from kombu.serialization import dumps
 from kombu.utils import json as kombu_json
-from kombu.utils.url import maybe_sanitize_url
 from kombu.utils.uuid import uuid
 
 from hexa._app import current_app
@@ -60,7 +59,7 @@ from hexa._options import SendOptions
 from hexa._outbox import active_outbox
 from hexa._queues import queue_mismatch
 from hexa._result import TaskResult
-from hexa._settings import DEFAULT_PUBLISH_TIMEOUT
+from hexa._settings import DEFAULT_PUBLISH_TIMEOUT, mask, split_urls
 from hexa._wire import Outgoing, Wire, after_publish, destination, writable
 
 T = TypeVar("T")
@@ -130,6 +129,7 @@ class Publisher:
         self._dynamic_routes = _args_depend_on_call(app)
         self._pipelined = _pipelines(app, self._call_hook, self._sent_event)
         self._confirms: tuple[int, ConfirmChannel] | None = None
+        self._next_broker = 0  # where `_connect` starts in the broker list
         self._wire = Wire.of(app)
         self._repr_sizes = (app.amqp.argsrepr_maxsize, app.amqp.kwargsrepr_maxsize)
         #: Messages from templates: the pipelined path, JSON, Celery's protocol 2, and
@@ -343,9 +343,27 @@ class Publisher:
         return found[1]
 
     def _connect(self) -> Any:
-        conn = self.app.connection_for_write(transport_options={"confirm_publish": False})
-        conn.connect()
-        return conn
+        """A connection to the first broker of the list that answers, starting after the one
+        whose connection was lost last: a cluster's nodes in turn, the dead one last."""
+        urls = broker_list(self.app)
+        error: BaseException = ConnectionError("no broker URL")
+        for offset in range(len(urls)):
+            index = (self._next_broker + offset) % len(urls)
+            conn = self.app.connection_for_write(
+                url=urls[index],
+                transport_options={"confirm_publish": False},
+                heartbeat=_heartbeat(self.app),
+            )
+            try:
+                conn.ensure_connection(max_retries=0)  # one attempt; the caller retries
+            except BROKER_ERRORS as failure:
+                conn.collect()
+                error = failure
+                continue
+            # When this connection is lost, the next one is tried on the next broker first.
+            self._next_broker = index + 1
+            return conn
+        raise error
 
     def _send_pipelined(self, sent: Outgoing | Framed) -> None:
         """Write it and wait for its confirm; inside `hexa.batch()`, only write it."""
@@ -528,6 +546,16 @@ def publish(
     return found.publish(name, args, kwargs, options, default_queue, store_result)
 
 
+def broker_list(app: Celery) -> list[str]:
+    """The app's brokers, one URL each (a cluster's nodes, or the one broker)."""
+    return split_urls(str(app.conf.broker_url or "")) or [""]
+
+
+def _heartbeat(app: Celery) -> int:
+    settings = getattr(app, "hexa_settings", None)
+    return int(getattr(settings, "heartbeat", 0))
+
+
 def _publish_timeout(app: Celery) -> float:
     settings = getattr(app, "hexa_settings", None)
     return float(getattr(settings, "publish_timeout", DEFAULT_PUBLISH_TIMEOUT))
@@ -574,7 +602,7 @@ def send_confirmed(
 
 
 def _publish_error(app: Celery, name: str, timeout: float, error: BaseException) -> PublishError:
-    broker = maybe_sanitize_url(app.conf.broker_url or "")
+    broker = mask(app.conf.broker_url or "")
     return PublishError(
         f"{name}: the broker at {broker} did not confirm the message within {timeout:g}s "
         f"({type(error).__name__}: {error}); it may not have been queued. Check that RabbitMQ "
@@ -585,7 +613,7 @@ def _publish_error(app: Celery, name: str, timeout: float, error: BaseException)
 def _batch_error(
     app: Celery, unconfirmed: list[tuple[Outgoing | Framed, Ticket]], timeout: float
 ) -> PublishError:
-    broker = maybe_sanitize_url(app.conf.broker_url or "")
+    broker = mask(app.conf.broker_url or "")
     errors = {f"{type(t.error).__name__}: {t.error}" for _, t in unconfirmed if t.error}
     shown = ", ".join(f"{s.name} {s.task_id}" for s, _ in unconfirmed[:10])
     more = f" and {len(unconfirmed) - 10} more" if len(unconfirmed) > 10 else ""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,13 @@ MAX_MESSAGE_SIZE_ENV = "HEXA_MAX_MESSAGE_SIZE"
 #: Largest message body (bytes) `send()` publishes and a worker inflates: below RabbitMQ's
 #: default `max_message_size` (128 MiB) with room for a dead letter's base64 copy (4/3).
 DEFAULT_MAX_MESSAGE_SIZE = 64 * 1024 * 1024
+HEARTBEAT_ENV = "HEXA_HEARTBEAT"
+#: Seconds between AMQP heartbeats on worker and publisher connections: a peer that stays
+#: silent for two of them is taken as gone, so a cut-off worker is noticed (and its messages
+#: redelivered by the broker) in 10-20 s, not RabbitMQ's 60 s default (or never: Celery's
+#: clients send none). Below 2 s a busy process would miss its own beats.
+DEFAULT_HEARTBEAT = 10
+MIN_HEARTBEAT = 2
 QUEUE_TYPE_ENV = "HEXA_QUEUE_TYPE"
 #: RabbitMQ's two durable queue types; quorum queues are replicated across a cluster's nodes.
 QUEUE_TYPES = ("classic", "quorum")
@@ -74,9 +82,66 @@ def find_home(cwd: Path) -> Path:
     return cwd / HOME_DIR
 
 
+#: Where one URL of a list ends: a `,` or kombu's `;`, then the next URL's `scheme://`.
+#: (A comma inside one URL, in its query say, is not followed by a scheme.)
+_URL_BREAK = re.compile(r"\s*[;,]\s*(?=[A-Za-z][A-Za-z0-9+.-]*://)")
+
+
+def split_urls(text: str) -> list[str]:
+    """The URLs of a broker list: `amqp://h1,amqp://h2` or kombu's `amqp://h1;amqp://h2`."""
+    return [url for url in (part.strip() for part in _URL_BREAK.split(text.strip())) if url]
+
+
+def broker_urls(text: str) -> str:
+    """`RABBITMQ_URL` checked URL by URL, as kombu's failover form (`;`-joined) Celery takes.
+
+    Each must be `scheme://...` (AMQP ones with a host); the error names the bad one.
+    """
+    urls = split_urls(text)
+    for position, url in enumerate(urls, 1):
+        where = f"URL {position} of {len(urls)}, " if len(urls) > 1 else ""
+        problem = _url_problem(url)
+        if problem:
+            raise ConfigurationError(
+                f"{BROKER_ENV}: {mask(url)!r} ({where}{problem}); give "
+                "amqp://user:password@host:5672//, or several, each with its scheme, "
+                "separated by commas: amqp://u:p@h1:5672//,amqp://u:p@h2:5672//"
+            )
+    return ";".join(urls)
+
+
+def _url_problem(url: str) -> str | None:
+    """What is wrong with one broker URL, or None."""
+    try:
+        parsed = urlparse(url)
+        parsed.port  # noqa: B018 - raises ValueError on a port that is not a number
+    except ValueError as error:
+        return f"not a URL: {error}"
+    if not parsed.scheme or "://" not in url:
+        return "no scheme://"
+    if parsed.scheme in _AMQP_SCHEMES:
+        if not parsed.hostname:
+            return "no host"
+        if any(mark in parsed.netloc for mark in ",; "):
+            return "one host per URL"
+        if "," in parsed.path:  # `amqp://h1//,h2:5672`: the second broker lost its scheme
+            return "a comma in the virtual host: each broker of a list needs its amqp://"
+    return None
+
+
 def mask(url: str) -> str:
-    """The URL with its password replaced by `**`, safe to log or print."""
-    return str(maybe_sanitize_url(url))
+    """The URL (or each URL of a list) with its password replaced by `**`, safe to print."""
+    urls = split_urls(url)
+    if len(urls) > 1:
+        return ";".join(_mask_one(one) for one in urls)
+    return _mask_one(url)
+
+
+def _mask_one(url: str) -> str:
+    try:
+        return str(maybe_sanitize_url(url))
+    except ValueError:  # not parseable (a bad port, say): hide what sits where a password would
+        return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1**@", url)
 
 
 @attrs.frozen
@@ -90,12 +155,18 @@ class Settings:
     publish_timeout: float = DEFAULT_PUBLISH_TIMEOUT
     max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
     prefetch_multiplier: int = DEFAULT_PREFETCH
+    heartbeat: int = DEFAULT_HEARTBEAT
     queue_type: str = "classic"
     delivery_limit: int = DEFAULT_DELIVERY_LIMIT
 
     @property
     def embedded_broker(self) -> bool:
         return self.broker_url.startswith("filesystem://")
+
+    @property
+    def broker_url_list(self) -> list[str]:
+        """Each broker of `broker_url` (one, or a cluster's nodes in failover order)."""
+        return split_urls(self.broker_url)
 
     @property
     def delays_on_broker(self) -> bool:
@@ -143,7 +214,8 @@ class Settings:
 
     def secrets(self) -> list[str]:
         """The passwords in the broker and backend URLs: never to be printed or stored."""
-        found = [_password(url) for url in [*self.broker_url.split(";"), self.result_backend]]
+        urls = [*split_urls(self.broker_url), *split_urls(self.result_backend)]
+        found = [_password(url) for url in urls]
         return sorted({form for pw in found if pw for form in (pw, unquote(pw))}, key=len)[::-1]
 
     def __attrs_post_init__(self) -> None:
@@ -186,13 +258,14 @@ class Settings:
         values = {**dotenv, **(os.environ if environ is None else environ)}
         return cls(
             # "localhost" only silences kombu's "no hostname" warning; the transport ignores it.
-            broker_url=values.get(BROKER_ENV) or "filesystem://localhost/",
+            broker_url=broker_urls(values.get(BROKER_ENV) or "filesystem://localhost/"),
             result_backend=values.get(BACKEND_ENV) or (home / "results").as_uri(),
             home=home,
             default_queue=values.get(QUEUE_ENV) or "celery",
             publish_timeout=float(values.get(PUBLISH_TIMEOUT_ENV) or DEFAULT_PUBLISH_TIMEOUT),
             max_message_size=_size(values.get(MAX_MESSAGE_SIZE_ENV)),
             prefetch_multiplier=_prefetch(values.get(PREFETCH_ENV)),
+            heartbeat=_heartbeat(values.get(HEARTBEAT_ENV)),
             queue_type=_queue_type(values.get(QUEUE_TYPE_ENV)),
             delivery_limit=_delivery_limit(values.get(DELIVERY_LIMIT_ENV)),
         )
@@ -218,6 +291,19 @@ def _prefetch(value: str | None) -> int:
         raise ConfigurationError(
             f"{PREFETCH_ENV}={value!r}: use a whole number of messages per worker process, "
             f"1 for tasks that run for minutes (default {DEFAULT_PREFETCH})"
+        )
+    return int(value)
+
+
+def _heartbeat(text: str | None) -> int:
+    """`HEXA_HEARTBEAT`: whole seconds from 2 up (AMQP negotiates whole seconds); 0: off."""
+    if not text:
+        return DEFAULT_HEARTBEAT
+    value = text.strip()
+    if not value.isdigit() or not (int(value) == 0 or MIN_HEARTBEAT <= int(value) <= 3600):
+        raise ConfigurationError(
+            f"{HEARTBEAT_ENV}={text!r}: give whole seconds between heartbeats, from "
+            f"{MIN_HEARTBEAT} to 3600 (default {DEFAULT_HEARTBEAT}; 0 turns them off)"
         )
     return int(value)
 

@@ -126,13 +126,15 @@ class OwnRabbitMQ:
 class OwnRedis:
     """A password-protected redis-server that can be stopped and started on the same port."""
 
-    def __init__(self, password: str) -> None:
+    def __init__(self, password: str, also_on: str | None = None) -> None:
         self.port = free_port()
         self.password = password
+        #: 127.0.0.1, and `also_on` (the cluster suite's bridge address) when given.
+        self.addresses = ["127.0.0.1", *([also_on] if also_on else [])]
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def url(self, db: int = 0) -> str:
-        return f"redis://:{self.password}@127.0.0.1:{self.port}/{db}"
+    def url(self, db: int = 0, address: str = "127.0.0.1") -> str:
+        return f"redis://:{self.password}@{address}:{self.port}/{db}"
 
     def start(self) -> OwnRedis:
         self.proc = subprocess.Popen(
@@ -141,7 +143,7 @@ class OwnRedis:
                 "--port",
                 str(self.port),
                 "--bind",
-                "127.0.0.1",
+                *self.addresses,
                 "--save",
                 "",
                 "--appendonly",

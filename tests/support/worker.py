@@ -26,7 +26,9 @@ class WorkerProcess:
         env: Mapping[str, str],
         args: Sequence[str] = (),
         command: str = "worker",
+        prefix: Sequence[str] = (),
     ) -> None:
+        """`prefix`: what runs the command (`ip netns exec <host>` for another host)."""
         self.cwd = cwd
         self.lines: list[str] = []  # stdout and stderr, each line whole
         self.stderr_lines: list[str] = []  # stderr alone: JSON lines only, in JSON mode
@@ -35,7 +37,7 @@ class WorkerProcess:
             if full_env.get(key) == "":
                 del full_env[key]
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "hexa", command, *args],
+            [*prefix, sys.executable, "-m", "hexa", command, *args],
             cwd=cwd,
             env=full_env,
             stdout=subprocess.PIPE,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -111,3 +112,53 @@ class TestConfirms:
         channel.publish("a", "", "q", None)
         channel.close()
         assert conn.closed
+
+
+class BeatingConnection(FakeConnection):
+    """A connection with a negotiated heartbeat; `beats` counts the driver's checks."""
+
+    def __init__(self, interval: float, fail_after: int | None = None) -> None:
+        super().__init__([])
+        self.interval, self.fail_after, self.beats = interval, fail_after, 0
+
+    def get_heartbeat_interval(self) -> float:
+        return self.interval
+
+    def heartbeat_check(self, rate: int = 2) -> None:
+        self.beats += 1
+        if self.fail_after is not None and self.beats > self.fail_after:
+            raise ConnectionResetError("too many heartbeats missed")
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached"
+        time.sleep(0.01)
+
+
+class TestHeartbeats:
+    def test_an_idle_connection_is_beaten_every_half_interval(self) -> None:
+        conn = BeatingConnection(interval=0.1)
+        channel = ConfirmChannel(lambda: conn)
+        channel.publish("a", "", "q", None)
+        wait_until(lambda: conn.beats >= 3)
+        channel.close()
+        beats = conn.beats
+        time.sleep(0.2)
+        assert conn.beats <= beats + 1  # the driver stops with its connection
+
+    def test_missed_heartbeats_fail_the_waiting_messages_and_drop_the_connection(self) -> None:
+        conn = BeatingConnection(interval=0.1, fail_after=1)
+        channel = ConfirmChannel(lambda: conn)
+        ticket = channel.publish("a", "", "q", None)
+        wait_until(lambda: ticket.done)
+        assert isinstance(ticket.error, ConnectionResetError)
+        assert conn.collected
+
+    def test_no_heartbeat_negotiated_means_no_driver(self) -> None:
+        conn = BeatingConnection(interval=0)
+        channel = ConfirmChannel(lambda: conn)
+        channel.publish("a", "", "q", None)
+        time.sleep(0.1)
+        assert conn.beats == 0

@@ -17,6 +17,7 @@ from hexa._settings import (
     BACKEND_ENV,
     BROKER_ENV,
     DELIVERY_LIMIT_ENV,
+    HEARTBEAT_ENV,
     HOME_DIR,
     MAX_MESSAGE_SIZE_ENV,
     PUBLISH_TIMEOUT_ENV,
@@ -62,7 +63,7 @@ class TestConfigurationReference:
     def test_every_environment_variable_is_documented(self) -> None:
         page = text("configuration.md")
         names = (BROKER_ENV, BACKEND_ENV, QUEUE_ENV, FORMAT_ENV, PUBLISH_TIMEOUT_ENV)
-        names += (METRICS_PORT_ENV, CLIENT_METRICS_ENV, MAX_MESSAGE_SIZE_ENV)
+        names += (METRICS_PORT_ENV, CLIENT_METRICS_ENV, MAX_MESSAGE_SIZE_ENV, HEARTBEAT_ENV)
         names += (QUEUE_TYPE_ENV, DELIVERY_LIMIT_ENV)
         for name in (*names, ".env", HOME_DIR):
             assert f"`{name}" in page, name

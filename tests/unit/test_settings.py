@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from hexa import ConfigurationError, Settings
-from hexa._settings import SOCKET_TIMEOUT, find_home, mask, read_dotenv
+from hexa._app import build_app
+from hexa._settings import SOCKET_TIMEOUT, find_home, mask, read_dotenv, redact, split_urls
 
 
 class TestSettings:
@@ -112,3 +113,66 @@ class TestFindHome:
         (sub / ".env").write_text("REDIS_URL=redis://here/1\n")
         settings = Settings.from_env(environ={}, cwd=sub)
         assert (settings.broker_url, settings.result_backend) == ("amqp://root//", "redis://here/1")
+
+
+class TestBrokerLists:
+    """`RABBITMQ_URL` may name a cluster's nodes: commas, or kombu's `;` failover form."""
+
+    def test_commas_and_semicolons_give_kombus_failover_form(self, tmp_path: Path) -> None:
+        text = "amqp://u:p1@h1:5672//, amqp://u:p2@h2:5673//;amqp://h3//"
+        settings = Settings.from_env(environ={"RABBITMQ_URL": text}, cwd=tmp_path)
+        assert settings.broker_url == "amqp://u:p1@h1:5672//;amqp://u:p2@h2:5673//;amqp://h3//"
+        assert settings.broker_url_list == [
+            "amqp://u:p1@h1:5672//",
+            "amqp://u:p2@h2:5673//",
+            "amqp://h3//",
+        ]
+
+    def test_a_comma_inside_one_url_does_not_split_it(self) -> None:
+        assert split_urls("amqp://h1//?x=a,b") == ["amqp://h1//?x=a,b"]
+
+    @pytest.mark.parametrize(
+        ("text", "named"),
+        [
+            ("amqp://h1//,amqp://u:pw@:5672//", "URL 2 of 2, no host"),
+            ("amqp://u:pw@h1,h2//", "one host per URL"),
+            ("h1:5672,amqp://h2//", "URL 1 of 2, no scheme"),
+            ("amqp://u:pw@h1//,h2:5672", "each broker of a list needs its amqp://"),
+            ("amqp://u:topsecret@h1:port//", "not a URL"),
+        ],
+    )
+    def test_a_bad_entry_is_named_with_the_fix_and_no_password(
+        self, tmp_path: Path, text: str, named: str
+    ) -> None:
+        with pytest.raises(ConfigurationError) as raised:
+            Settings.from_env(environ={"RABBITMQ_URL": text}, cwd=tmp_path)
+        message = str(raised.value)
+        assert named in message
+        assert "separated by commas" in message
+        assert "pw@" not in message
+        assert "topsecret" not in message
+
+    def test_secrets_hold_the_password_of_every_url_in_a_comma_list(self, tmp_path: Path) -> None:
+        text = "amqp://a:first-pw@h1//,amqp://b:second-pw@h2//,amqp://c:third-pw@h3//"
+        settings = Settings.from_env(environ={"RABBITMQ_URL": text}, cwd=tmp_path)
+        assert set(settings.secrets()) >= {"first-pw", "second-pw", "third-pw"}
+        shown = str(settings.describe())
+        assert "-pw" not in shown
+        assert shown.count(":**@") == 3
+        assert redact("a first-pw b third-pw", settings) == "a ** b **"
+
+
+class TestHeartbeat:
+    def test_ten_seconds_unless_set(self, tmp_path: Path) -> None:
+        assert Settings.from_env(environ={}, cwd=tmp_path).heartbeat == 10
+        found = Settings.from_env(environ={"HEXA_HEARTBEAT": "4"}, cwd=tmp_path)
+        assert found.heartbeat == 4
+        assert build_app(found).conf.broker_heartbeat == 4
+
+    def test_zero_turns_them_off(self, tmp_path: Path) -> None:
+        assert Settings.from_env(environ={"HEXA_HEARTBEAT": "0"}, cwd=tmp_path).heartbeat == 0
+
+    @pytest.mark.parametrize("value", ["1", "-5", "ten", "2.5", "99999"])
+    def test_anything_else_is_refused_with_the_range(self, tmp_path: Path, value: str) -> None:
+        with pytest.raises(ConfigurationError, match=r"HEXA_HEARTBEAT=.*from 2 to 3600"):
+            Settings.from_env(environ={"HEXA_HEARTBEAT": value}, cwd=tmp_path)

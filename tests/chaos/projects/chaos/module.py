@@ -21,11 +21,40 @@ def _records() -> redis.Redis:
     return _client
 
 
+#: Set on the cluster suite's worker hosts: `record` also counts runs per host.
+HOST_ENV = "CHAOS_HOST"
+
+
 def record(key: str, index: int, seconds: float = 0.02) -> int:
-    """Work for `seconds`, then count one run of `index` under `key` (a hash)."""
+    """Work for `seconds`, then count one run of `index` under `key` (a hash), and one run
+    on this host under `key:hosts` when the worker runs on a cluster suite's host."""
     time.sleep(seconds)
-    _records().hincrby(key, str(index), 1)
+    host = os.environ.get(HOST_ENV)
+    if host:
+        pipe = _records().pipeline()
+        pipe.hincrby(key, str(index), 1)
+        pipe.hincrby(f"{key}:hosts", host, 1)
+        pipe.execute()
+    else:
+        _records().hincrby(key, str(index), 1)
     return index
+
+
+def record_due(key: str, index: int, due: float) -> int:
+    """Count one run of `index` under `key`, and how late it ran (ms after `due`, a Unix
+    time) under `key:late`: countdown tasks run on time, or the lateness shows."""
+    late = int((time.time() - due) * 1000)
+    pipe = _records().pipeline()
+    pipe.hincrby(key, str(index), 1)
+    pipe.hset(f"{key}:late", str(index), late)
+    pipe.execute()
+    return index
+
+
+def poison(key: str) -> None:
+    """Kills its own process on every delivery (as a segfault or the OOM killer would)."""
+    _records().hincrby(f"{key}:poison", "runs", 1)
+    os._exit(1)
 
 
 def echo(value: object) -> object:
@@ -48,6 +77,8 @@ class ChaosModule(Module):
         return {
             "chaos_tasks": {
                 "record": record,
+                "record_due": record_due,
+                "poison": poison,
                 "echo": echo,
                 "leaky": {
                     "task": leaky,
