@@ -79,13 +79,21 @@ class WorkflowResult(TaskResult[R]):
     @property
     def status(self) -> str:
         """Celery's state of the last step; for a group, FAILURE when a member failed,
-        SUCCESS when all succeeded, else PENDING."""
+        SUCCESS when all succeeded, else PENDING. FAILURE too, before the last step knows
+        it, once any step failed for good: what `get()` raises for at that moment (Celery
+        copies the failure onto the rest of the workflow a little later)."""
         if not self._is_group:
-            return super().status
+            last = super().status
+            if last in states.READY_STATES or not self._any_step_failed():
+                return last
+            return states.FAILURE
         found = {self._state(task_id) for task_id in self._finals}
-        if found & states.PROPAGATE_STATES:
+        if found & states.PROPAGATE_STATES or self._any_step_failed():
             return states.FAILURE
         return states.SUCCESS if found == {states.SUCCESS} else states.PENDING
+
+    def _any_step_failed(self) -> bool:
+        return any(self._state(step.id) in states.PROPAGATE_STATES for step in self._steps)
 
     def ready(self) -> bool:
         return all(self._state(task_id) in states.READY_STATES for task_id in self._finals)

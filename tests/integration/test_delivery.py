@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -18,6 +19,7 @@ from hexa._delays import DELIVERY_EXCHANGE
 from tests.conftest import StartWorker
 from tests.integration.test_dead_letters import hexa_cli
 from tests.support.services import unique
+from tests.support.worker import WorkerProcess
 
 pytestmark = pytest.mark.integration
 
@@ -180,6 +182,16 @@ class TestDeliveryLimit:
         assert store.llen(key + ":poison") == 3
 
 
+def held_by(worker: WorkerProcess, client: hexa.HexaCelery, timeout: float) -> list[Any]:
+    """The messages `worker` (only it: other tests' workers share the broker) holds for later."""
+    name = worker.wait_for("worker.ready")[0]["hostname"]
+    scheduled = client.control.inspect(destination=[name], timeout=timeout).scheduled()
+    assert scheduled is not None, f"{name} did not answer"
+    assert name in scheduled, f"{name} did not answer"
+    held: list[Any] = scheduled[name]
+    return held
+
+
 class TestDelaysOnTheBroker:
     """Issue 13 / issue 11 item 2: a delayed message waits on RabbitMQ, not in a worker."""
 
@@ -192,7 +204,7 @@ class TestDelaysOnTheBroker:
         runs: tuple[redis.Redis, str],
         rabbitmq_url: str,
     ) -> None:
-        start_worker(root, typed_env)
+        worker = start_worker(root, typed_env)
         queue = typed_env["HEXA_DEFAULT_QUEUE"]
         sent_at = time.time()
         result = ran_at.with_options(countdown=8).send(runs[1])
@@ -200,8 +212,7 @@ class TestDelaysOnTheBroker:
         waiting = [depth(rabbitmq_url, f"celery_delayed_{level}") for level in (0, 1, 2)]
         assert sum(waiting) >= 1
         assert depth(rabbitmq_url, queue) == 0
-        scheduled = client.control.inspect(timeout=1).scheduled() or {}
-        assert not any(scheduled.values())  # no worker holds it
+        assert held_by(worker, client, timeout=1) == []  # the worker does not hold it
         assert time.time() - sent_at < 7  # all of that while it waited
         started = result.get(timeout=30)
         assert 7.5 <= started - sent_at <= 10.0
@@ -221,8 +232,7 @@ class TestDelaysOnTheBroker:
         retry = worker.wait_for("task.retry")[0]
         assert retry["delay"] == pytest.approx(3600, abs=5)
         time.sleep(1)
-        scheduled = client.control.inspect(timeout=2).scheduled() or {}
-        assert not any(scheduled.values())  # not held: the worker has nothing scheduled
+        assert held_by(worker, client, timeout=2) == []  # not held: nothing scheduled
         assert depth(rabbitmq_url, typed_env["HEXA_DEFAULT_QUEUE"]) == 0  # nor in its queue
         assert depth(rabbitmq_url, "celery_delayed_11") >= 1  # waiting 2**11 s, then the rest
         assert result.status == "RETRY"

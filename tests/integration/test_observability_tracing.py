@@ -108,7 +108,7 @@ def has(*names: str) -> Callable[[list[SpanRecord]], bool]:
 
 
 def log_line(worker: WorkerProcess, event: str, task_id: str) -> dict[str, Any]:
-    found = [e for e in worker.wait_for(event) if e.get("task_id") == task_id]
+    found = worker.wait_for(event, task_id=task_id)  # logged after the result is stored
     assert len(found) == 1, worker.output()
     return found[0]
 

@@ -85,7 +85,7 @@ class TestRetriesOnARealWorker:
             result.get(timeout=30)
         assert len(times()) == 1
         assert events_of(worker, "task.retry", result.id) == []
-        failed = [e for e in worker.wait_for("task.failed") if e["task_id"] == result.id]
+        failed = worker.wait_for("task.failed", task_id=result.id)
         assert failed[0]["attempts"] == 1
 
     def test_a_bound_task_sees_its_retry_count(

@@ -72,16 +72,20 @@ class WorkerProcess:
                 found.append(event)
         return found
 
-    def wait_for(self, name: str, count: int = 1, timeout: float = 30.0) -> list[dict[str, Any]]:
+    def wait_for(
+        self, name: str, count: int = 1, timeout: float = 30.0, **fields: Any
+    ) -> list[dict[str, Any]]:
+        """At least `count` events `name` (with these `fields`, when given): all there are."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            found = self.events(name)
+            found = [e for e in self.events(name) if all(e.get(k) == v for k, v in fields.items())]
             if len(found) >= count:
                 return found
             if self.proc.poll() is not None:
                 raise AssertionError(f"worker exited ({self.proc.returncode}):\n{self.output()}")
             time.sleep(0.05)
-        raise AssertionError(f"no {count}x {name!r} within {timeout}s:\n{self.output()}")
+        wanted = f"{name!r} {fields}" if fields else repr(name)
+        raise AssertionError(f"no {count}x {wanted} within {timeout}s:\n{self.output()}")
 
     def wait_ready(self, timeout: float = 30.0) -> WorkerProcess:
         self.wait_for("worker.ready", timeout=timeout)
