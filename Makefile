@@ -64,9 +64,11 @@ dev: $(RUNTIME)
 beat: $(RUNTIME)
 	$(BIN)/hexa beat
 
-# Integration tests mostly wait on real workers: three test files at a time (a file's tests,
-# its workers and fixtures stay in one process) take the suite from 14 to about 6 minutes here.
-TEST_JOBS ?= -n 3 --dist loadfile
+# One test file after another. TEST_JOBS="-n 3 --dist loadfile" runs three files at a time
+# (a file's tests, workers and fixtures stay in one process): 14 -> about 5 minutes here, but
+# under that load some timing races still show (an embedded-broker `--wait` past 30 s, seen
+# once in three runs), so it is not the default yet.
+TEST_JOBS ?=
 test: $(DEV)
 	$(BIN)/python -m pytest $(TEST_JOBS) $(PYTEST_ARGS)
 
