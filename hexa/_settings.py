@@ -175,7 +175,7 @@ class Settings:
         Elsewhere (the embedded broker, any other transport) a worker holds a delayed
         message until it is due, so delays are limited (`hexa._delays.MAX_HELD_DELAY`).
         """
-        first = self.broker_url.replace(",", ";").split(";")[0].strip()
+        first = self.broker_url_list[0] if self.broker_url_list else ""
         return first.split("://")[0].lower() in _AMQP_SCHEMES
 
     @property
