@@ -15,11 +15,9 @@ machine's own interfaces are never touched.
 from __future__ import annotations
 
 import contextlib
-import os
 import random
 import secrets
 import shutil
-import signal
 import subprocess
 import tempfile
 import time
@@ -27,7 +25,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from tests.chaos.services import _rabbit_tool, free_port, wait_port
+from tests.chaos.services import RabbitNode
 
 
 def ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -147,94 +145,29 @@ class Network:
             self._made_bridge = False
 
 
-class ClusterNode:
-    """One node of `RabbitCluster`: its own name, ports and folder; the cluster's cookie."""
+class ClusterNode(RabbitNode):
+    """One node of `RabbitCluster`: its own name, ports and folder; the cluster's cookie;
+    listening on 127.0.0.1 and on the bridge address the worker hosts reach."""
 
     def __init__(self, base: Path, name: str, cookie: str, listen: str, conf: str) -> None:
-        self.base = base / name
-        self.base.mkdir(parents=True)
-        self.node = f"{name}@localhost"
-        self.port, self.dist_port = free_port(), free_port()
-        self.listen = listen
+        self.listen, self.extra = listen, conf
+        super().__init__(base / name, f"{name}@localhost")
         cookie_file = self.base / ".erlang.cookie"
         cookie_file.write_text(cookie)
         cookie_file.chmod(0o400)
-        (self.base / "rabbitmq.conf").write_text(
+
+    def config(self) -> str:
+        return (
             f"listeners.tcp.1 = 127.0.0.1:{self.port}\n"
-            f"listeners.tcp.2 = {listen}:{self.port}\n"
+            f"listeners.tcp.2 = {self.listen}:{self.port}\n"
             # guest from the worker hosts' addresses: nothing outside this machine reaches them.
             "loopback_users = none\n"
             "disk_free_limit.absolute = 50MB\n"
-            "cluster_partition_handling = pause_minority\n" + conf
+            "cluster_partition_handling = pause_minority\n" + self.extra
         )
-        (self.base / "enabled_plugins").write_text("[].\n")
-        (self.base / "env.conf").write_text("")
-        # RabbitMQ checks `consumer_timeout` on each channel tick, every 60 s by default: once
-        # a second here, so a channel holding a message past the timeout is closed promptly.
-        tick = "[{rabbit, [{channel_tick_interval, 1000}]}].\n"
-        (self.base / "advanced.config").write_text(tick)
-        self.env = {
-            **os.environ,
-            "HOME": str(self.base),  # the cluster's Erlang cookie
-            "RABBITMQ_CONF_ENV_FILE": str(self.base / "env.conf"),
-            "RABBITMQ_NODENAME": self.node,
-            "RABBITMQ_NODE_PORT": str(self.port),
-            "RABBITMQ_DIST_PORT": str(self.dist_port),
-            "RABBITMQ_CONFIG_FILE": str(self.base / "rabbitmq.conf"),
-            "RABBITMQ_ADVANCED_CONFIG_FILE": str(self.base / "advanced.config"),
-            "RABBITMQ_ENABLED_PLUGINS_FILE": str(self.base / "enabled_plugins"),
-            "RABBITMQ_MNESIA_BASE": str(self.base / "mnesia"),
-            "RABBITMQ_LOG_BASE": str(self.base / "log"),
-            "ERL_EPMD_ADDRESS": "127.0.0.1",
-        }
-        self.proc: subprocess.Popen[bytes] | None = None
 
     def url(self, address: str | None = None) -> str:
         return f"amqp://guest:guest@{address or self.listen}:{self.port}//"
-
-    def start(self) -> None:
-        with open(self.base / "server.out", "wb") as out:
-            self.proc = subprocess.Popen(
-                [_rabbit_tool("rabbitmq-server")],
-                env=self.env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        wait_port(self.port, timeout=120)
-        self.ctl("await_startup", "--timeout", "90", timeout=100)
-
-    def ctl(self, *args: str, timeout: float = 90) -> str:
-        done = subprocess.run(
-            [_rabbit_tool("rabbitmqctl"), "-n", self.node, *args],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-        if done.returncode != 0:
-            raise AssertionError(f"{self.node}: rabbitmqctl {' '.join(args)}: {done.stderr}")
-        return done.stdout
-
-    def stop_app(self) -> None:
-        self.ctl("stop_app")
-        wait_port(self.port, up=False)
-
-    def start_app(self) -> None:
-        self.ctl("start_app")
-        wait_port(self.port)
-        self.ctl("await_startup", "--timeout", "90", timeout=100)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            with contextlib.suppress(AssertionError, subprocess.TimeoutExpired):
-                self.ctl("stop", timeout=30)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(5)
 
 
 class RabbitCluster:

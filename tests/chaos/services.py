@@ -1,4 +1,4 @@
-"""A RabbitMQ node and a Redis server of the chaos suite's own, on their own ports.
+"""RabbitMQ nodes and a Redis server of the chaos suite's own, on their own ports.
 
 The shared services on 5672/6379 are never stopped: every fault is injected here. Both are
 started as child processes in their own process group and stopped by PID/node name.
@@ -16,6 +16,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import Self
 
 RABBIT_BIN = Path("/usr/lib/rabbitmq/bin")
 
@@ -45,35 +46,48 @@ def _rabbit_tool(name: str) -> str:
     return str(tool) if tool.exists() else (shutil.which(name) or name)
 
 
-class OwnRabbitMQ:
-    """A throw-away RabbitMQ node: `stop_app`/`start_app` on it hurt nobody else."""
+#: RabbitMQ checks `consumer_timeout` on each channel tick, every 60 s by default: once a
+#: second on the suite's nodes, so a channel holding a message past the timeout closes promptly.
+_ADVANCED_CONFIG = "[{rabbit, [{channel_tick_interval, 1000}]}].\n"
 
-    def __init__(self) -> None:
-        self.base = Path(tempfile.mkdtemp(prefix="hexa-chaos-rabbit-"))
-        self.node = f"hexa-chaos-{uuid.uuid4().hex[:8]}@localhost"
+
+class RabbitNode:
+    """A throw-away RabbitMQ node: its own name, ports and folder (its `HOME`, so its own
+    Erlang cookie). `stop_app`/`start_app` on it hurt nobody else."""
+
+    def __init__(self, base: Path, node: str) -> None:
+        self.base, self.node = base, node
         self.port, self.dist_port = free_port(), free_port()
-        (self.base / "rabbitmq.conf").write_text(f"listeners.tcp.local = 127.0.0.1:{self.port}\n")
-        (self.base / "enabled_plugins").write_text("[].\n")
-        (self.base / "env.conf").write_text("")
+        base.mkdir(parents=True, exist_ok=True)
+        files = {
+            "rabbitmq.conf": self.config(),
+            "advanced.config": _ADVANCED_CONFIG,
+            "enabled_plugins": "[].\n",
+            "env.conf": "",
+        }
+        for name, text in files.items():
+            (base / name).write_text(text, encoding="utf-8")
         self.env = {
             **os.environ,
-            "HOME": str(self.base),  # its own Erlang cookie
-            "RABBITMQ_CONF_ENV_FILE": str(self.base / "env.conf"),
-            "RABBITMQ_NODENAME": self.node,
+            "HOME": str(base),
+            "RABBITMQ_CONF_ENV_FILE": str(base / "env.conf"),
+            "RABBITMQ_NODENAME": node,
             "RABBITMQ_NODE_PORT": str(self.port),
             "RABBITMQ_DIST_PORT": str(self.dist_port),
-            "RABBITMQ_CONFIG_FILE": str(self.base / "rabbitmq.conf"),
-            "RABBITMQ_ENABLED_PLUGINS_FILE": str(self.base / "enabled_plugins"),
-            "RABBITMQ_MNESIA_BASE": str(self.base / "mnesia"),
-            "RABBITMQ_LOG_BASE": str(self.base / "log"),
+            "RABBITMQ_CONFIG_FILE": str(base / "rabbitmq.conf"),
+            "RABBITMQ_ADVANCED_CONFIG_FILE": str(base / "advanced.config"),
+            "RABBITMQ_ENABLED_PLUGINS_FILE": str(base / "enabled_plugins"),
+            "RABBITMQ_MNESIA_BASE": str(base / "mnesia"),
+            "RABBITMQ_LOG_BASE": str(base / "log"),
             "ERL_EPMD_ADDRESS": "127.0.0.1",
         }
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def url(self, user: str = "guest", password: str = "guest") -> str:
-        return f"amqp://{user}:{password}@127.0.0.1:{self.port}//"
+    def config(self) -> str:
+        """The node's rabbitmq.conf (its listeners first)."""
+        return f"listeners.tcp.local = 127.0.0.1:{self.port}\n"
 
-    def start(self) -> OwnRabbitMQ:
+    def start(self) -> Self:
         with open(self.base / "server.out", "wb") as out:
             self.proc = subprocess.Popen(
                 [_rabbit_tool("rabbitmq-server")],
@@ -83,14 +97,14 @@ class OwnRabbitMQ:
                 start_new_session=True,
             )
         try:
-            wait_port(self.port, timeout=90)  # the AMQP port opens once the node has booted
-            self.ctl("await_startup", "--timeout", "60", timeout=70)
+            wait_port(self.port, timeout=120)  # the AMQP port opens once the node has booted
+            self.ctl("await_startup", "--timeout", "90", timeout=100)
         except BaseException:
             self.stop()
             raise
         return self
 
-    def ctl(self, *args: str, timeout: float = 60) -> str:
+    def ctl(self, *args: str, timeout: float = 90) -> str:
         done = subprocess.run(
             [_rabbit_tool("rabbitmqctl"), "-n", self.node, *args],
             env=self.env,
@@ -100,7 +114,9 @@ class OwnRabbitMQ:
             check=False,
         )
         if done.returncode != 0:
-            raise AssertionError(f"rabbitmqctl {' '.join(args)}: {done.stderr or done.stdout}")
+            raise AssertionError(
+                f"{self.node}: rabbitmqctl {' '.join(args)}: {done.stderr or done.stdout}"
+            )
         return done.stdout
 
     def stop_app(self) -> None:
@@ -110,6 +126,7 @@ class OwnRabbitMQ:
     def start_app(self) -> None:
         self.ctl("start_app")
         wait_port(self.port)
+        self.ctl("await_startup", "--timeout", "90", timeout=100)
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -120,6 +137,27 @@ class OwnRabbitMQ:
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(5)
+
+
+class OwnRabbitMQ(RabbitNode):
+    """The suite's single node, in a folder of its own; `consumer_timeout` in seconds."""
+
+    def __init__(self, consumer_timeout: float | None = None) -> None:
+        self.consumer_timeout = consumer_timeout
+        base = Path(tempfile.mkdtemp(prefix="hexa-chaos-rabbit-"))
+        super().__init__(base, f"hexa-chaos-{uuid.uuid4().hex[:8]}@localhost")
+
+    def config(self) -> str:
+        timeout = self.consumer_timeout
+        return super().config() + (
+            f"consumer_timeout = {int(timeout * 1000)}\n" if timeout is not None else ""
+        )
+
+    def url(self, user: str = "guest", password: str = "guest") -> str:
+        return f"amqp://{user}:{password}@127.0.0.1:{self.port}//"
+
+    def stop(self) -> None:
+        super().stop()
         shutil.rmtree(self.base, ignore_errors=True)
 
 

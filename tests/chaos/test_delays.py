@@ -36,14 +36,7 @@ _CHANNEL_ERRORS = ("PRECONDITION_FAILED", "delivery acknowledgement", "timed out
 
 @pytest.fixture(scope="module")
 def short_timeout_rabbitmq() -> Iterator[OwnRabbitMQ]:
-    node = OwnRabbitMQ()
-    with open(node.base / "rabbitmq.conf", "a", encoding="utf-8") as conf:
-        conf.write(f"consumer_timeout = {int(CONSUMER_TIMEOUT * 1000)}\n")
-    # RabbitMQ checks the timeout on each channel tick (every 60 s by default): once a
-    # second here, so a held message closes its channel ~10 s after delivery.
-    advanced = node.base / "advanced.config"
-    advanced.write_text("[{rabbit, [{channel_tick_interval, 1000}]}].\n", encoding="utf-8")
-    node.env["RABBITMQ_ADVANCED_CONFIG_FILE"] = str(advanced)
+    node = OwnRabbitMQ(consumer_timeout=CONSUMER_TIMEOUT)
     node.start()
     yield node
     node.stop()
